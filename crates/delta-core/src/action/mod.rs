@@ -1,0 +1,1 @@
+//! The protocol vocabulary: actions as plain data plus their JSON codec.

@@ -1,0 +1,1 @@
+//! The transaction log: file naming, log segments, replay into table state.

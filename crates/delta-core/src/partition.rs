@@ -1,0 +1,1 @@
+//! Partition values: parsing the strings stored in `add.partitionValues` into typed values.

@@ -1,0 +1,2 @@
+//! medilake
+fn main() {}

@@ -1,0 +1,1 @@
+//! Morton (Z-order) and Hilbert space-filling curves.
