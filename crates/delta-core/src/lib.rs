@@ -2,8 +2,18 @@
 //!
 //! Built on `arrow`, `parquet` and `object_store`. See ARCHITECTURE.md at the repository root
 //! for the layers and invariants.
+//!
+//! ```no_run
+//! # async fn example() -> delta_core::Result<()> {
+//! use delta_core::Table;
+//! let table = Table::open("data/sample/patients", &Default::default())?;
+//! let snapshot = table.snapshot().await?;
+//! println!("version {} has {} files", snapshot.version(), snapshot.files().len());
+//! # Ok(()) }
+//! ```
 
 pub mod action;
+mod checkpoint;
 pub mod deletion_vector;
 mod error;
 pub mod expression;
@@ -11,6 +21,11 @@ pub mod log;
 pub(crate) mod partition;
 pub mod scan;
 pub mod schema;
+mod snapshot;
 pub(crate) mod storage;
+mod table;
+pub mod table_features;
 
 pub use error::{Error, Result, Version};
+pub use snapshot::Snapshot;
+pub use table::{CommitEntry, Table};

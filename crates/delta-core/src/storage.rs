@@ -1,1 +1,389 @@
 //! The only module that talks to `object_store`.
+//!
+//! A [`Storage`] is a store plus the table root. It turns table URIs into stores (local
+//! paths, `file://`, `memory://`, `s3://`, `az://`/`abfss://`, `gs://`, with credentials
+//! from the environment as delta-rs reads them), lists `_delta_log` from a version on, and
+//! resolves the URI-encoded paths of actions to store locations, refusing any path that
+//! would leave the table root.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+use crate::log::{LogFile, LogPath};
+use crate::{Error, Result, Version};
+
+/// A store and the root of one table in it.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    url: Url,
+}
+
+/// Turn a user-supplied location (a local path or a URL) into a directory URL.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when it is neither a URL nor a usable local path.
+pub fn table_url(location: &str) -> Result<Url> {
+    let mut url = match Url::parse(location) {
+        Ok(url) if url.scheme().len() > 1 => url,
+        _ => {
+            let path = std::path::absolute(location)
+                .map_err(|e| Error::invalid(format!("bad table path {location}: {e}")))?;
+            Url::from_directory_path(&path)
+                .map_err(|()| Error::invalid(format!("bad table path {location}")))?
+        }
+    };
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(url)
+}
+
+impl Storage {
+    /// Open the store for `location`, a local path or a URL, with extra store options
+    /// (`key=value` pairs as object_store's builders accept them).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for unsupported schemes or bad options.
+    pub fn from_uri(location: &str, options: &HashMap<String, String>) -> Result<Self> {
+        let url = table_url(location)?;
+        let bad = |e: object_store::Error| Error::invalid(format!("cannot open {url}: {e}"));
+        let store: Arc<dyn ObjectStore> = match url.scheme() {
+            "file" => Arc::new(object_store::local::LocalFileSystem::new()),
+            "memory" => Arc::new(object_store::memory::InMemory::new()),
+            "s3" | "s3a" => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str());
+                for (k, v) in options {
+                    let key = k.parse().map_err(bad)?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(b.build().map_err(bad)?)
+            }
+            "az" | "abfs" | "abfss" | "azure" | "adl" => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(url.as_str());
+                for (k, v) in options {
+                    let key = k.parse().map_err(bad)?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(b.build().map_err(bad)?)
+            }
+            "gs" => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(url.as_str());
+                for (k, v) in options {
+                    let key = k.parse().map_err(bad)?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(b.build().map_err(bad)?)
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "unsupported URL scheme `{other}` (use a path, file://, memory://, s3://, az://, abfss:// or gs://)"
+                )));
+            }
+        };
+        Self::new(store, url)
+    }
+
+    /// A storage over an existing store; `url` names the table root inside it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the URL's path is not a valid store path.
+    pub fn new(store: Arc<dyn ObjectStore>, url: Url) -> Result<Self> {
+        let root = root_path(&url)?;
+        Ok(Self { store, root, url })
+    }
+
+    /// The table root URL (ends with `/`).
+    #[must_use]
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The underlying store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The location of `_delta_log/<name>`.
+    #[must_use]
+    pub fn log_location(&self, name: &str) -> Path {
+        self.root.clone().join("_delta_log").join(name)
+    }
+
+    /// A location relative to the table root, given as raw (decoded) segments.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] (naming `context`) for `.`/`..` segments or control characters.
+    pub fn child(&self, relative: &str, context: &str) -> Result<Path> {
+        let joined = if self.root.as_ref().is_empty() {
+            relative.to_owned()
+        } else {
+            format!("{}/{relative}", self.root.as_ref())
+        };
+        Path::parse(&joined).map_err(|_| {
+            Error::corrupt(
+                context,
+                "file path is not a plain path inside the table root (it has `.`/`..` segments or control characters)",
+            )
+        })
+    }
+
+    /// Resolve the URI-encoded `path` of an `add`/`remove`/`cdc` action to a location.
+    ///
+    /// Relative paths are decoded once and must stay inside the table root; absolute URIs
+    /// must point inside the table root of the same store.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming `context` (the log file or action) when the path escapes
+    /// the root or points to another store.
+    pub fn resolve_file(&self, path: &str, context: &str) -> Result<Path> {
+        if let Ok(url) = Url::parse(path) {
+            if url.scheme().len() > 1 {
+                let root = self.url.as_str();
+                let absolute = url.as_str();
+                return match absolute.strip_prefix(root) {
+                    Some(rest) => self.resolve_file(rest, context),
+                    None => Err(Error::corrupt(
+                        context,
+                        "absolute file path points outside the table root",
+                    )),
+                };
+            }
+        }
+        if path.starts_with('/') {
+            return Err(Error::corrupt(
+                context,
+                "absolute file path without a scheme points outside the table root",
+            ));
+        }
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .map_err(|_| Error::corrupt(context, "file path is not valid UTF-8 after URI decoding"))?;
+        if decoded.split('/').any(|s| s == ".." || s == ".") {
+            return Err(Error::corrupt(
+                context,
+                "file path escapes the table root (`..` segment)",
+            ));
+        }
+        self.child(&decoded, context)
+    }
+
+    /// Read a whole object.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on any store failure, including a missing object.
+    pub async fn read(&self, location: &Path) -> Result<Bytes> {
+        Ok(self.store.get(location).await?.bytes().await?)
+    }
+
+    /// Read a whole object, `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on store failures other than "not found".
+    pub async fn read_optional(&self, location: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(location).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Read a byte range of an object.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on store failures.
+    pub async fn read_range(&self, location: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
+        Ok(self.store.get_range(location, range).await?)
+    }
+
+    /// Write a whole object, replacing any existing one (checkpoints, `_last_checkpoint`).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on store failures.
+    pub async fn put(&self, location: &Path, bytes: Bytes) -> Result<()> {
+        self.store.put(location, bytes.into()).await?;
+        Ok(())
+    }
+
+    /// List `_delta_log` entries whose version is at least `from` (all when `None`).
+    ///
+    /// Only plain files directly in `_delta_log` that parse as log paths are returned.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on store failures.
+    pub async fn list_log(&self, from: Option<Version>) -> Result<Vec<LogFile>> {
+        let prefix = self.root.clone().join("_delta_log");
+        let stream = match from {
+            Some(v) if v > 0 => {
+                let offset = prefix.clone().join(format!("{:020}", v - 1).as_str());
+                // Everything sorting after `<v-1>` (that is `<v-1>.*` and later); the
+                // earlier version's own files are filtered out below.
+                self.store.list_with_offset(Some(&prefix), &offset)
+            }
+            _ => self.store.list(Some(&prefix)),
+        };
+        let metas: Vec<_> = stream.try_collect().await?;
+        let prefix_len = prefix.parts().count();
+        let mut files = Vec::with_capacity(metas.len());
+        for meta in metas {
+            if meta.location.parts().count() != prefix_len + 1 {
+                continue;
+            }
+            let Some(name) = meta.location.filename() else {
+                continue;
+            };
+            let Some(log_path) = LogPath::parse(name) else {
+                continue;
+            };
+            if let (Some(min), Some(v)) = (from, log_path.version()) {
+                if v < min {
+                    continue;
+                }
+            }
+            files.push(LogFile {
+                log_path,
+                location: meta.location.to_string(),
+                size: meta.size,
+                last_modified_ms: meta.last_modified.timestamp_millis(),
+            });
+        }
+        Ok(files)
+    }
+}
+
+/// Bytes fetched with the parquet footer, so that small files need one read for metadata.
+const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
+
+/// A parquet file in a store, for the async parquet reader.
+#[derive(Clone, Debug)]
+pub(crate) struct ParquetFile {
+    store: Arc<dyn ObjectStore>,
+    location: Path,
+    size: Option<u64>,
+}
+
+impl Storage {
+    /// A parquet reader for `location`; `size` (from the log) saves a HEAD request.
+    pub(crate) fn parquet_file(&self, location: &Path, size: Option<u64>) -> ParquetFile {
+        ParquetFile {
+            store: self.store.clone(),
+            location: location.clone(),
+            size: size.filter(|s| *s > 0),
+        }
+    }
+}
+
+fn to_parquet_error(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+impl parquet::arrow::async_reader::AsyncFileReader for ParquetFile {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        Box::pin(async move {
+            self.store
+                .get_range(&self.location, range)
+                .await
+                .map_err(to_parquet_error)
+        })
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        Box::pin(async move {
+            self.store
+                .get_ranges(&self.location, &ranges)
+                .await
+                .map_err(to_parquet_error)
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a parquet::arrow::arrow_reader::ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>>
+    {
+        Box::pin(async move {
+            let size = match self.size {
+                Some(size) => size,
+                None => {
+                    let meta = self
+                        .store
+                        .head(&self.location)
+                        .await
+                        .map_err(to_parquet_error)?;
+                    meta.size
+                }
+            };
+            let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .with_prefetch_hint(Some(FOOTER_PREFETCH_BYTES))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        })
+    }
+}
+
+fn root_path(url: &Url) -> Result<Path> {
+    // For cloud URLs the bucket or container is the host, so the path is the key prefix.
+    Path::from_url_path(url.path().trim_end_matches('/'))
+        .map_err(|e| Error::invalid(format!("bad table location {url}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage() -> Storage {
+        Storage::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            Url::parse("memory:///tables/t%20one/").unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn relative_paths_are_decoded_once() {
+        let s = storage();
+        let p = s.resolve_file("x=A%252FA/part-0.parquet", "0.json").unwrap();
+        assert_eq!(p.as_ref(), "tables/t one/x=A%2FA/part-0.parquet");
+        let p = s.resolve_file("special%20p@%23h", "0.json").unwrap();
+        assert_eq!(p.as_ref(), "tables/t one/special p@#h");
+    }
+
+    #[test]
+    fn escaping_paths_are_refused() {
+        let s = storage();
+        for bad in ["../secret.parquet", "a/../../b", "%2E%2E/x", "/etc/passwd", "file:///etc/passwd"] {
+            let err = s.resolve_file(bad, "00000000000000000001.json").unwrap_err();
+            assert!(
+                err.to_string().contains("00000000000000000001.json"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn absolute_paths_inside_the_root_resolve() {
+        let s = storage();
+        let p = s
+            .resolve_file("memory:///tables/t%20one/a.parquet", "0.json")
+            .unwrap();
+        assert_eq!(p.as_ref(), "tables/t one/a.parquet");
+    }
+}

@@ -1,0 +1,332 @@
+//! Reading checkpoints (protocol "Checkpoints"): classic, multi-part and V2 with sidecars.
+//!
+//! A parquet checkpoint has one nullable struct column per action type and one action per
+//! row. Rows are decoded through Arrow's JSON writer into the same serde types that commits
+//! use, so both paths share one definition of every action. Checkpoints that carry only
+//! typed statistics (`add.stats_parsed`) get their JSON `stats` rebuilt from them.
+//! Unknown columns and fields (Spark's `maxRowIndex`, Databricks' `rowIdHighWaterMark`,
+//! Delta 0.2's `commitInfo` column) are ignored.
+
+use arrow::array::RecordBatch;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+
+use crate::action::{Action, parse_commit};
+use crate::storage::Storage;
+use crate::{Error, Result};
+
+/// Top-level checkpoint columns that hold table state.
+const STATE_COLUMNS: [&str; 8] = [
+    "add",
+    "remove",
+    "metaData",
+    "protocol",
+    "txn",
+    "domainMetadata",
+    "sidecar",
+    "checkpointMetadata",
+];
+
+/// Rows decoded per batch; bounds memory while reading big checkpoints.
+const CHECKPOINT_BATCH_ROWS: usize = 8192;
+
+/// Read every action of one checkpoint file (parquet or V2 JSON), without sidecars.
+///
+/// # Errors
+/// [`Error::Corrupt`] or [`Error::Parquet`] naming the file when it cannot be decoded.
+pub(crate) async fn read_checkpoint_file(
+    storage: &Storage,
+    location: &Path,
+    size: Option<u64>,
+) -> Result<Vec<Action>> {
+    if location.as_ref().ends_with(".json") {
+        let bytes = storage.read(location).await?;
+        return parse_commit(&bytes, location.as_ref());
+    }
+    read_parquet_actions(storage, location, size).await
+}
+
+/// Read the actions in a parquet checkpoint or sidecar.
+async fn read_parquet_actions(
+    storage: &Storage,
+    location: &Path,
+    size: Option<u64>,
+) -> Result<Vec<Action>> {
+    let name = location.as_ref();
+    let reader = storage.parquet_file(location, size);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| Error::parquet(name, e))?;
+    let roots: Vec<usize> = builder
+        .parquet_schema()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| STATE_COLUMNS.contains(&f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let stream = builder
+        .with_projection(mask)
+        .with_batch_size(CHECKPOINT_BATCH_ROWS)
+        .build()
+        .map_err(|e| Error::parquet(name, e))?;
+    let batches: Vec<RecordBatch> = stream
+        .try_collect()
+        .await
+        .map_err(|e| Error::parquet(name, e))?;
+    let mut actions = Vec::new();
+    for batch in &batches {
+        decode_batch(batch, name, &mut actions)?;
+    }
+    Ok(actions)
+}
+
+/// Decode one checkpoint batch into actions.
+fn decode_batch(batch: &RecordBatch, name: &str, out: &mut Vec<Action>) -> Result<()> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(false)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+        writer
+            .write(batch)
+            .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
+        writer
+            .finish()
+            .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
+    }
+    for (index, line) in buf.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+            .map_err(|e| Error::corrupt(name, format!("row {index}: {e}")))?;
+        for (key, mut body) in row {
+            if body.is_null() {
+                continue;
+            }
+            if key == "add" {
+                normalise_add(&mut body);
+            }
+            let mut single = serde_json::Map::new();
+            single.insert(key, body);
+            out.push(Action::from_json_value(
+                serde_json::Value::Object(single),
+                name,
+                index + 1,
+            )?);
+        }
+    }
+    Ok(())
+}
+
+/// Rebuild `stats` from `stats_parsed` when only the typed form was written, and drop the
+/// typed columns (partition values are always present as strings).
+fn normalise_add(body: &mut serde_json::Value) {
+    let Some(obj) = body.as_object_mut() else {
+        return;
+    };
+    let parsed = obj.remove("stats_parsed");
+    obj.remove("partitionValues_parsed");
+    let has_stats = obj.get("stats").is_some_and(|s| !s.is_null());
+    if !has_stats {
+        if let Some(parsed) = parsed.filter(|p| p.is_object()) {
+            obj.insert(
+                "stats".to_owned(),
+                serde_json::Value::String(parsed.to_string()),
+            );
+        }
+    }
+}
+
+/// Read a sidecar (`_delta_log/_sidecars/<path>`) of a V2 checkpoint.
+///
+/// # Errors
+/// As [`read_checkpoint_file`]; [`Error::Corrupt`] when the sidecar path is not a plain name.
+pub(crate) async fn read_sidecar(storage: &Storage, path: &str, size: Option<u64>) -> Result<Vec<Action>> {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let name = decoded.rsplit('/').next().unwrap_or_default();
+    if name.is_empty() || name == ".." || name == "." {
+        return Err(Error::corrupt(
+            "_delta_log/_sidecars",
+            "sidecar action names an invalid file",
+        ));
+    }
+    let location = storage.child(&format!("_delta_log/_sidecars/{name}"), "sidecar action")?;
+    read_parquet_actions(storage, &location, size).await
+}
+
+/// The Arrow schema of a classic (V1) checkpoint, as Spark writes it.
+pub(crate) fn checkpoint_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType as T, Field, Fields, Schema};
+    use std::sync::Arc;
+    let s = || T::Utf8;
+    let string_map = || {
+        T::Map(
+            Arc::new(Field::new(
+                "key_value",
+                T::Struct(Fields::from(vec![
+                    Field::new("key", T::Utf8, false),
+                    Field::new("value", T::Utf8, true),
+                ])),
+                false,
+            )),
+            false,
+        )
+    };
+    let string_list = || T::List(Arc::new(Field::new("element", T::Utf8, true)));
+    let dv = || {
+        T::Struct(Fields::from(vec![
+            Field::new("storageType", s(), true),
+            Field::new("pathOrInlineDv", s(), true),
+            Field::new("offset", T::Int32, true),
+            Field::new("sizeInBytes", T::Int32, true),
+            Field::new("cardinality", T::Int64, true),
+        ]))
+    };
+    let strukt = |fields: Vec<Field>| T::Struct(Fields::from(fields));
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "txn",
+            strukt(vec![
+                Field::new("appId", s(), true),
+                Field::new("version", T::Int64, true),
+                Field::new("lastUpdated", T::Int64, true),
+            ]),
+            true,
+        ),
+        Field::new(
+            "add",
+            strukt(vec![
+                Field::new("path", s(), true),
+                Field::new("partitionValues", string_map(), true),
+                Field::new("size", T::Int64, true),
+                Field::new("modificationTime", T::Int64, true),
+                Field::new("dataChange", T::Boolean, true),
+                Field::new("stats", s(), true),
+                Field::new("tags", string_map(), true),
+                Field::new("deletionVector", dv(), true),
+                Field::new("baseRowId", T::Int64, true),
+                Field::new("defaultRowCommitVersion", T::Int64, true),
+                Field::new("clusteringProvider", s(), true),
+            ]),
+            true,
+        ),
+        Field::new(
+            "remove",
+            strukt(vec![
+                Field::new("path", s(), true),
+                Field::new("deletionTimestamp", T::Int64, true),
+                Field::new("dataChange", T::Boolean, true),
+                Field::new("extendedFileMetadata", T::Boolean, true),
+                Field::new("partitionValues", string_map(), true),
+                Field::new("size", T::Int64, true),
+                Field::new("deletionVector", dv(), true),
+                Field::new("baseRowId", T::Int64, true),
+                Field::new("defaultRowCommitVersion", T::Int64, true),
+            ]),
+            true,
+        ),
+        Field::new(
+            "metaData",
+            strukt(vec![
+                Field::new("id", s(), true),
+                Field::new("name", s(), true),
+                Field::new("description", s(), true),
+                Field::new(
+                    "format",
+                    strukt(vec![
+                        Field::new("provider", s(), true),
+                        Field::new("options", string_map(), true),
+                    ]),
+                    true,
+                ),
+                Field::new("schemaString", s(), true),
+                Field::new("partitionColumns", string_list(), true),
+                Field::new("configuration", string_map(), true),
+                Field::new("createdTime", T::Int64, true),
+            ]),
+            true,
+        ),
+        Field::new(
+            "protocol",
+            strukt(vec![
+                Field::new("minReaderVersion", T::Int32, true),
+                Field::new("minWriterVersion", T::Int32, true),
+                Field::new("readerFeatures", string_list(), true),
+                Field::new("writerFeatures", string_list(), true),
+            ]),
+            true,
+        ),
+        Field::new(
+            "domainMetadata",
+            strukt(vec![
+                Field::new("domain", s(), true),
+                Field::new("configuration", s(), true),
+                Field::new("removed", T::Boolean, true),
+            ]),
+            true,
+        ),
+    ]))
+}
+
+/// Rows per row group and per encoding batch of a written checkpoint.
+const CHECKPOINT_WRITE_ROWS: usize = 16_384;
+
+/// Encode the state of a table as a classic checkpoint (parquet bytes, zstd).
+///
+/// Contains protocol, metadata, live files, tombstones, app transactions and non-removed
+/// domains, one action per row; never `commitInfo` or `cdc`; tombstones without stats.
+///
+/// # Errors
+/// [`Error::Arrow`] / [`Error::Parquet`] if encoding fails (a bug, not bad input).
+pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
+    use crate::action::Remove;
+    let schema = checkpoint_schema();
+    let mut actions: Vec<Action> = Vec::with_capacity(state.files.len() + state.tombstones.len() + 2);
+    actions.push(Action::Protocol(state.protocol.clone()));
+    actions.push(Action::Metadata(state.metadata.clone()));
+    actions.extend(state.txns.values().cloned().map(Action::Txn));
+    actions.extend(state.domains.values().cloned().map(Action::DomainMetadata));
+    actions.extend(state.tombstones.iter().map(|r| {
+        Action::Remove(Remove {
+            stats: None,
+            tags: None,
+            ..r.clone()
+        })
+    }));
+    actions.extend(state.files.iter().cloned().map(Action::Add));
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(
+            parquet::basic::ZstdLevel::default(),
+        ))
+        .set_max_row_group_row_count(Some(CHECKPOINT_WRITE_ROWS * 8))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), Some(props))
+        .map_err(|e| Error::parquet("checkpoint", e))?;
+    for chunk in actions.chunks(CHECKPOINT_WRITE_ROWS) {
+        let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+            .with_batch_size(CHECKPOINT_WRITE_ROWS)
+            .build_decoder()?;
+        let mut lines = Vec::new();
+        for action in chunk {
+            if let Some(value) = action.to_json_value() {
+                lines.extend_from_slice(value.to_string().as_bytes());
+                lines.push(b'\n');
+            }
+        }
+        decoder.decode(&lines)?;
+        if let Some(batch) = decoder.flush()? {
+            writer
+                .write(&batch)
+                .map_err(|e| Error::parquet("checkpoint", e))?;
+        }
+    }
+    writer.close().map_err(|e| Error::parquet("checkpoint", e))?;
+    Ok(out)
+}

@@ -1,0 +1,273 @@
+//! Snapshots: the immutable state of a table at one version, loaded from storage.
+//!
+//! Loading follows protocol "Snapshot Reconstruction": `_last_checkpoint` is only a hint
+//! (missing, empty, stale or corrupt hints fall back to a listing), the log is listed from
+//! the hinted version on rather than from 0, commits are read concurrently and replayed
+//! newest first, then the checkpoint (and its sidecars). The result is checked against the
+//! reader features this crate implements before anything reads data.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+
+use crate::action::{Action, Add, CommitInfo, DomainMetadata, Metadata, Protocol, Remove, Txn, parse_commit};
+use crate::checkpoint::{read_checkpoint_file, read_sidecar};
+use crate::log::{LogFile, LogSegment, Replay, TableState, build_segment};
+use crate::schema::{ColumnMappingMode, StructType, to_arrow_schema};
+use crate::storage::Storage;
+use crate::table_features::check_readable;
+use crate::{Error, Result, Version};
+
+/// How many log files are fetched at once while loading.
+const LOG_READ_CONCURRENCY: usize = 16;
+
+/// An immutable view of a table at one version. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    storage: Storage,
+    state: TableState,
+    segment: LogSegment,
+    schema: StructType,
+    arrow_schema: SchemaRef,
+    column_mapping: ColumnMappingMode,
+}
+
+/// The parsed `_last_checkpoint` hint.
+#[derive(Debug, serde::Deserialize)]
+struct LastCheckpointHint {
+    version: Version,
+}
+
+async fn read_hint(storage: &Storage) -> Option<Version> {
+    let location = storage.log_location("_last_checkpoint");
+    match storage.read_optional(&location).await {
+        Ok(Some(bytes)) => match serde_json::from_slice::<LastCheckpointHint>(&bytes) {
+            Ok(hint) => Some(hint.version),
+            Err(e) => {
+                tracing::debug!(error = %e, "ignoring unreadable _last_checkpoint");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "ignoring _last_checkpoint that cannot be read");
+            None
+        }
+    }
+}
+
+/// Find the log segment for `target`, listing from the checkpoint hint when it helps.
+pub(crate) async fn find_segment(storage: &Storage, target: Option<Version>) -> Result<LogSegment> {
+    let table = storage.url().to_string();
+    let hint = read_hint(storage).await;
+    if let Some(from) = hint.filter(|h| target.is_none_or(|t| *h <= t)) {
+        let files = storage.list_log(Some(from)).await?;
+        match build_segment(&files, target, &table) {
+            Ok(segment) if segment.checkpoint_version().is_some() => return Ok(segment),
+            Ok(_) | Err(_) => {
+                tracing::debug!(hint = from, "checkpoint hint unusable; listing the whole log");
+            }
+        }
+    }
+    let files = storage.list_log(None).await?;
+    build_segment(&files, target, &table)
+}
+
+async fn read_commit(storage: &Storage, file: &LogFile) -> Result<(Version, Vec<Action>)> {
+    let location = Path::from(file.location.as_str());
+    let bytes = match storage.read(&location).await {
+        Ok(b) => b,
+        Err(Error::Storage(object_store::Error::NotFound { .. })) => {
+            return Err(Error::corrupt(
+                &file.location,
+                "commit file disappeared while loading (cleaned up concurrently?)",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let version = file.log_path.version().unwrap_or_default();
+    Ok((version, parse_commit(&bytes, &file.location)?))
+}
+
+/// Replay the checkpoint of `segment` into `replay`, sidecars included.
+async fn replay_checkpoint(storage: &Storage, segment: &LogSegment, replay: &mut Replay) -> Result<()> {
+    for part in &segment.checkpoint {
+        let location = Path::from(part.location.as_str());
+        let actions = read_checkpoint_file(storage, &location, Some(part.size)).await?;
+        let sidecars: Vec<(String, i64)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Sidecar(s) => Some((s.path.clone(), s.size_in_bytes)),
+                _ => None,
+            })
+            .collect();
+        replay.apply(actions, None);
+        let reads = sidecars.into_iter().map(|(path, size)| async move {
+            read_sidecar(storage, &path, u64::try_from(size).ok()).await
+        });
+        let mut stream = futures::stream::iter(reads).buffered(LOG_READ_CONCURRENCY);
+        while let Some(actions) = stream.try_next().await? {
+            replay.apply(actions, None);
+        }
+    }
+    Ok(())
+}
+
+impl Snapshot {
+    /// Load the snapshot at `target` (latest when `None`).
+    pub(crate) async fn load(storage: Storage, target: Option<Version>) -> Result<Self> {
+        let segment = find_segment(&storage, target).await?;
+        let mut replay = Replay::new(segment.version);
+        let reads = segment
+            .commits
+            .iter()
+            .rev()
+            .map(|file| read_commit(&storage, file));
+        let mut commits = futures::stream::iter(reads).buffered(LOG_READ_CONCURRENCY);
+        while let Some((version, actions)) = commits.try_next().await? {
+            replay.apply(actions, Some(version));
+        }
+        drop(commits);
+        if !segment.checkpoint.is_empty() {
+            replay_checkpoint(&storage, &segment, &mut replay).await?;
+        }
+        let state = replay.finish(storage.url().as_str())?;
+        Self::from_state(storage, segment, state)
+    }
+
+    fn from_state(storage: Storage, segment: LogSegment, state: TableState) -> Result<Self> {
+        check_readable(&state.protocol)?;
+        let schema = StructType::parse(&state.metadata.schema_string).map_err(|e| match e {
+            Error::Corrupt { reason, .. } => Error::corrupt(
+                format!("{}_delta_log (metaData.schemaString)", storage.url()),
+                reason,
+            ),
+            other => other,
+        })?;
+        let column_mapping = state
+            .metadata
+            .property("delta.columnMapping.mode")
+            .map_or(Ok(ColumnMappingMode::None), ColumnMappingMode::parse)?;
+        let arrow_schema = Arc::new(to_arrow_schema(&schema)?);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                storage,
+                state,
+                segment,
+                schema,
+                arrow_schema,
+                column_mapping,
+            }),
+        })
+    }
+
+    /// The version of this snapshot.
+    #[must_use]
+    pub fn version(&self) -> Version {
+        self.inner.state.version
+    }
+
+    /// The protocol in force.
+    #[must_use]
+    pub fn protocol(&self) -> &Protocol {
+        &self.inner.state.protocol
+    }
+
+    /// The table metadata in force.
+    #[must_use]
+    pub fn metadata(&self) -> &Metadata {
+        &self.inner.state.metadata
+    }
+
+    /// The Delta schema.
+    #[must_use]
+    pub fn schema(&self) -> &StructType {
+        &self.inner.schema
+    }
+
+    /// The schema as Arrow (logical column names), partition columns included.
+    #[must_use]
+    pub fn arrow_schema(&self) -> SchemaRef {
+        self.inner.arrow_schema.clone()
+    }
+
+    /// The column mapping mode of the table.
+    #[must_use]
+    pub fn column_mapping(&self) -> ColumnMappingMode {
+        self.inner.column_mapping
+    }
+
+    /// Logical names of the partition columns.
+    #[must_use]
+    pub fn partition_columns(&self) -> &[String] {
+        &self.inner.state.metadata.partition_columns
+    }
+
+    /// The live files, sorted by path.
+    #[must_use]
+    pub fn files(&self) -> &[Add] {
+        &self.inner.state.files
+    }
+
+    /// Tombstones still in the log (for VACUUM).
+    #[must_use]
+    pub fn tombstones(&self) -> &[Remove] {
+        &self.inner.state.tombstones
+    }
+
+    /// The latest `txn` of each application.
+    #[must_use]
+    pub fn app_transactions(&self) -> &HashMap<String, Txn> {
+        &self.inner.state.txns
+    }
+
+    /// Non-removed domain metadata by domain.
+    #[must_use]
+    pub fn domains(&self) -> &HashMap<String, DomainMetadata> {
+        &self.inner.state.domains
+    }
+
+    /// The `commitInfo` of this version's commit, when its commit file was replayed.
+    #[must_use]
+    pub fn commit_info(&self) -> Option<&CommitInfo> {
+        self.inner.state.commit_info.as_ref()
+    }
+
+    /// The log files this snapshot was built from.
+    #[must_use]
+    pub fn log_segment(&self) -> &LogSegment {
+        &self.inner.segment
+    }
+
+    /// The full reconciled state.
+    #[must_use]
+    pub fn state(&self) -> &TableState {
+        &self.inner.state
+    }
+
+    /// The storage of the table.
+    #[must_use]
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// The table root URL.
+    #[must_use]
+    pub fn table_url(&self) -> &url::Url {
+        self.inner.storage.url()
+    }
+
+    /// The value of table property `key`.
+    #[must_use]
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.inner.state.metadata.property(key)
+    }
+}

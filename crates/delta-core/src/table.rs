@@ -1,0 +1,279 @@
+//! `Table`: the entry point. A cheap handle (store + root) that holds no table state, so it
+//! cannot go stale; every read loads a [`Snapshot`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use crate::action::{Action, CommitInfo, parse_commit};
+use crate::log::{LogFile, LogPath};
+use crate::snapshot::Snapshot;
+use crate::storage::Storage;
+use crate::{Error, Result, Version};
+
+/// How many commit files `history` reads at once.
+const HISTORY_READ_CONCURRENCY: usize = 16;
+
+/// A Delta table at a location.
+#[derive(Clone, Debug)]
+pub struct Table {
+    storage: Storage,
+}
+
+/// One commit as shown by `history`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommitEntry {
+    /// The version.
+    pub version: Version,
+    /// The commit timestamp in ms (in-commit timestamp when present, else file time).
+    pub timestamp_ms: i64,
+    /// The commit's `commitInfo`, when it has one.
+    pub commit_info: Option<CommitInfo>,
+}
+
+impl Table {
+    /// A table at `location`: a local path or a `file://`, `s3://`, `az://`, `abfss://` or
+    /// `gs://` URL; `options` are extra object-store settings. Nothing is read yet.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad location or options.
+    pub fn open(location: &str, options: &HashMap<String, String>) -> Result<Self> {
+        Ok(Self {
+            storage: Storage::from_uri(location, options)?,
+        })
+    }
+
+    /// A table inside an existing store (for example `InMemory` in tests).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the URL path is invalid.
+    pub fn with_store(store: Arc<dyn ObjectStore>, url: url::Url) -> Result<Self> {
+        Ok(Self {
+            storage: Storage::new(store, url)?,
+        })
+    }
+
+    /// The table root URL.
+    #[must_use]
+    pub fn url(&self) -> &url::Url {
+        self.storage.url()
+    }
+
+    /// The store holding the table.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        self.storage.store()
+    }
+
+    /// Load the latest snapshot.
+    ///
+    /// # Errors
+    /// [`Error::NotATable`] without a log; [`Error::Corrupt`] for a damaged log;
+    /// [`Error::Unsupported`] for reader features this crate lacks; storage errors.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        Snapshot::load(self.storage.clone(), None).await
+    }
+
+    /// Load the snapshot at `version` (time travel).
+    ///
+    /// # Errors
+    /// As [`Table::snapshot`], plus [`Error::VersionNotFound`] when the version does not
+    /// exist or its commits were cleaned up.
+    pub async fn snapshot_at(&self, version: Version) -> Result<Snapshot> {
+        Snapshot::load(self.storage.clone(), Some(version)).await
+    }
+
+    /// Load the latest snapshot whose commit timestamp is at or before `timestamp_ms`.
+    ///
+    /// Commit timestamps are in-commit timestamps for versions at or after the table's
+    /// `delta.inCommitTimestampEnablementVersion` when that feature is on, and the commit
+    /// file's modification time otherwise.
+    ///
+    /// # Errors
+    /// [`Error::VersionNotFound`] when the timestamp is before the first retained commit.
+    pub async fn snapshot_at_timestamp(&self, timestamp_ms: i64) -> Result<Snapshot> {
+        let version = self.version_at_timestamp(timestamp_ms).await?;
+        self.snapshot_at(version).await
+    }
+
+    /// The version in force at `timestamp_ms` (see [`Table::snapshot_at_timestamp`]).
+    ///
+    /// # Errors
+    /// As [`Table::snapshot_at_timestamp`].
+    pub async fn version_at_timestamp(&self, timestamp_ms: i64) -> Result<Version> {
+        let latest = self.snapshot().await?;
+        let ict_from = ict_enablement_version(&latest);
+        let mut commits = self.commit_files().await?;
+        commits.sort_by_key(|f| f.log_path.version());
+        let mut best: Option<Version> = None;
+        // Commits without ICT: file times. Commits with ICT: monotonic, so binary search.
+        let split = commits.partition_point(|f| ict_from.is_none_or(|e| f.log_path.version().unwrap_or(0) < e));
+        for file in &commits[..split] {
+            if file.last_modified_ms <= timestamp_ms {
+                best = file.log_path.version();
+            }
+        }
+        let ict_part = &commits[split..];
+        let (mut lo, mut hi) = (0usize, ict_part.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let ts = self.commit_timestamp(&ict_part[mid], true).await?;
+            if ts <= timestamp_ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo > 0 {
+            best = ict_part[lo - 1].log_path.version();
+        }
+        best.ok_or_else(|| Error::VersionNotFound {
+            requested: 0,
+            reason: format!(
+                "timestamp {timestamp_ms} ms is before the earliest retained commit"
+            ),
+        })
+    }
+
+    async fn commit_files(&self) -> Result<Vec<LogFile>> {
+        Ok(self
+            .storage
+            .list_log(None)
+            .await?
+            .into_iter()
+            .filter(|f| matches!(f.log_path, LogPath::Commit(_)))
+            .collect())
+    }
+
+    async fn commit_timestamp(&self, file: &LogFile, use_ict: bool) -> Result<i64> {
+        if !use_ict {
+            return Ok(file.last_modified_ms);
+        }
+        let actions = self.read_commit_file(file).await?;
+        Ok(actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CommitInfo(ci) => ci.in_commit_timestamp(),
+                _ => None,
+            })
+            .unwrap_or(file.last_modified_ms))
+    }
+
+    async fn read_commit_file(&self, file: &LogFile) -> Result<Vec<Action>> {
+        let bytes = self
+            .storage
+            .read(&Path::from(file.location.as_str()))
+            .await?;
+        parse_commit(&bytes, &file.location)
+    }
+
+    /// The actions of commit `version`, in file order.
+    ///
+    /// # Errors
+    /// [`Error::VersionNotFound`] when the commit file does not exist; [`Error::Corrupt`]
+    /// when it does not parse.
+    pub async fn commit_actions(&self, version: Version) -> Result<Vec<Action>> {
+        let name = LogPath::Commit(version).file_name();
+        let location = self.storage.log_location(&name);
+        match self.storage.read_optional(&location).await? {
+            Some(bytes) => parse_commit(&bytes, location.as_ref()),
+            None => Err(Error::VersionNotFound {
+                requested: version,
+                reason: format!("{name} does not exist"),
+            }),
+        }
+    }
+
+    /// The retained commits, newest first, at most `limit` of them.
+    ///
+    /// # Errors
+    /// [`Error::NotATable`] without commits; [`Error::Corrupt`] for unparsable commits.
+    pub async fn history(&self, limit: Option<usize>) -> Result<Vec<CommitEntry>> {
+        let mut commits = self.commit_files().await?;
+        if commits.is_empty() {
+            return Err(Error::NotATable {
+                location: self.storage.url().to_string(),
+            });
+        }
+        commits.sort_by_key(|f| std::cmp::Reverse(f.log_path.version()));
+        commits.truncate(limit.unwrap_or(usize::MAX));
+        let reads = commits.iter().map(|file| async move {
+            let actions = self.read_commit_file(file).await?;
+            let commit_info = actions.into_iter().find_map(|a| match a {
+                Action::CommitInfo(ci) => Some(ci),
+                _ => None,
+            });
+            let timestamp_ms = commit_info
+                .as_ref()
+                .and_then(CommitInfo::in_commit_timestamp)
+                .unwrap_or(file.last_modified_ms);
+            Ok::<_, Error>(CommitEntry {
+                version: file.log_path.version().unwrap_or_default(),
+                timestamp_ms,
+                commit_info,
+            })
+        });
+        futures::stream::iter(reads)
+            .buffered(HISTORY_READ_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+}
+
+impl Table {
+    /// Write a classic checkpoint of `snapshot` (`<v>.checkpoint.parquet`) and point
+    /// `_last_checkpoint` at it. Readers then start from it instead of replaying commits.
+    ///
+    /// # Errors
+    /// Storage errors; the table stays readable whatever happens (a checkpoint is only
+    /// ever an accelerator and is written after its commit exists).
+    pub async fn checkpoint(&self, snapshot: &Snapshot) -> Result<()> {
+        let bytes = crate::checkpoint::encode_checkpoint(snapshot.state())?;
+        let size = bytes.len();
+        let version = snapshot.version();
+        let name = LogPath::Checkpoint {
+            version,
+            kind: crate::log::CheckpointKind::Classic,
+        }
+        .file_name();
+        self.storage
+            .put(&self.storage.log_location(&name), bytes.into())
+            .await?;
+        let actions = snapshot.files().len()
+            + snapshot.tombstones().len()
+            + snapshot.app_transactions().len()
+            + snapshot.domains().len()
+            + 2;
+        let hint = serde_json::json!({
+            "version": version,
+            "size": actions,
+            "sizeInBytes": size,
+            "numOfAddFiles": snapshot.files().len(),
+        });
+        self.storage
+            .put(
+                &self.storage.log_location("_last_checkpoint"),
+                hint.to_string().into_bytes().into(),
+            )
+            .await
+    }
+}
+
+/// The first version whose commit timestamps are in-commit timestamps, when enabled.
+fn ict_enablement_version(snapshot: &Snapshot) -> Option<Version> {
+    let enabled = snapshot
+        .property("delta.enableInCommitTimestamps")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !enabled {
+        return None;
+    }
+    Some(
+        snapshot
+            .property("delta.inCommitTimestampEnablementVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
