@@ -145,7 +145,11 @@ impl Snapshot {
 
     fn from_state(storage: Storage, segment: LogSegment, state: TableState) -> Result<Self> {
         check_readable(&state.protocol)?;
-        let schema = StructType::parse(&state.metadata.schema_string).map_err(|e| match e {
+        let schema_string = match state.metadata.schema_string.trim() {
+            "" => r#"{"type":"struct","fields":[]}"#,
+            s => s,
+        };
+        let schema = StructType::parse(schema_string).map_err(|e| match e {
             Error::Corrupt { reason, .. } => Error::corrupt(
                 format!("{}_delta_log (metaData.schemaString)", storage.url()),
                 reason,

@@ -74,7 +74,9 @@ pub struct Metadata {
     /// Data file format.
     #[serde(default)]
     pub format: Format,
-    /// The schema as Spark struct JSON.
+    /// The schema as Spark struct JSON (empty when a writer omitted it, as Delta Live
+    /// Tables does for a table that has no schema yet).
+    #[serde(default)]
     pub schema_string: String,
     /// Logical names of the partition columns.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -313,6 +315,31 @@ impl Action {
         }
     }
 
+    /// Parse the actions of one log line `{"<name>": {...}}`.
+    ///
+    /// A line normally holds one action. Keys the protocol does not know are ignored
+    /// (writers may add new actions, even beside a known one on the same line).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming `path` and `line` when the value is not an object or a known
+    /// action's fields do not match the protocol.
+    pub fn from_json_line(value: serde_json::Value, path: &str, line: usize) -> Result<Vec<Self>> {
+        let serde_json::Value::Object(map) = value else {
+            return Err(Error::corrupt(
+                path,
+                format!("line {line}: an action must be a JSON object"),
+            ));
+        };
+        let mut actions = Vec::with_capacity(1);
+        for (name, body) in map {
+            if body.is_null() {
+                continue;
+            }
+            actions.push(Self::from_name_and_body(name, body, path, line)?);
+        }
+        Ok(actions)
+    }
+
     /// Parse one action from its JSON value `{"<name>": {...}}`.
     ///
     /// # Errors
@@ -332,6 +359,10 @@ impl Action {
                 format!("line {line}: an action must have exactly one key"),
             ));
         };
+        Self::from_name_and_body(name, body, path, line)
+    }
+
+    fn from_name_and_body(name: String, body: serde_json::Value, path: &str, line: usize) -> Result<Self> {
         fn decode<T: serde::de::DeserializeOwned>(
             body: serde_json::Value,
             name: &str,
@@ -401,7 +432,7 @@ pub fn parse_commit(bytes: &[u8], path: &str) -> Result<Vec<Action>> {
         let value: serde_json::Value = serde_json::from_slice(trimmed).map_err(|e| {
             Error::corrupt(path, format!("line {line_no}: not valid JSON ({e})"))
         })?;
-        actions.push(Action::from_json_value(value, path, line_no)?);
+        actions.extend(Action::from_json_line(value, path, line_no)?);
     }
     Ok(actions)
 }
