@@ -43,7 +43,7 @@ pub(crate) async fn read_checkpoint_file(
 ) -> Result<Vec<Action>> {
     if location.as_ref().ends_with(".json") {
         let bytes = storage.read(location).await?;
-        return parse_commit(&bytes, location.as_ref());
+        return parse_commit(&bytes, &storage.display(location));
     }
     read_parquet_actions(storage, location, size).await
 }
@@ -54,7 +54,8 @@ async fn read_parquet_actions(
     location: &Path,
     size: Option<u64>,
 ) -> Result<Vec<Action>> {
-    let name = location.as_ref();
+    let display = storage.display(location);
+    let name = display.as_str();
     let reader = storage.parquet_file(location, size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await

@@ -83,18 +83,19 @@ pub(crate) async fn find_segment(storage: &Storage, target: Option<Version>) -> 
 
 async fn read_commit(storage: &Storage, file: &LogFile) -> Result<(Version, Vec<Action>)> {
     let location = Path::from(file.location.as_str());
+    let name = storage.display(&location);
     let bytes = match storage.read(&location).await {
         Ok(b) => b,
         Err(Error::Storage(object_store::Error::NotFound { .. })) => {
             return Err(Error::corrupt(
-                &file.location,
+                &name,
                 "commit file disappeared while loading (cleaned up concurrently?)",
             ));
         }
         Err(e) => return Err(e),
     };
     let version = file.log_path.version().unwrap_or_default();
-    Ok((version, parse_commit(&bytes, &file.location)?))
+    Ok((version, parse_commit(&bytes, &name)?))
 }
 
 /// Replay the checkpoint of `segment` into `replay`, sidecars included.

@@ -108,6 +108,15 @@ impl Storage {
         &self.url
     }
 
+    /// How a location is named in messages: an absolute local path, or `scheme://host/key`.
+    #[must_use]
+    pub fn display(&self, location: &Path) -> String {
+        match self.url.scheme() {
+            "file" => format!("/{location}"),
+            scheme => format!("{scheme}://{}/{location}", self.url.host_str().unwrap_or_default()),
+        }
+    }
+
     /// The underlying store.
     #[must_use]
     pub fn store(&self) -> &Arc<dyn ObjectStore> {

@@ -167,7 +167,7 @@ impl Table {
             .storage
             .read(&Path::from(file.location.as_str()))
             .await?;
-        parse_commit(&bytes, &file.location)
+        parse_commit(&bytes, &self.storage.display(&Path::from(file.location.as_str())))
     }
 
     /// The actions of commit `version`, in file order.
@@ -179,7 +179,7 @@ impl Table {
         let name = LogPath::Commit(version).file_name();
         let location = self.storage.log_location(&name);
         match self.storage.read_optional(&location).await? {
-            Some(bytes) => parse_commit(&bytes, location.as_ref()),
+            Some(bytes) => parse_commit(&bytes, &self.storage.display(&location)),
             None => Err(Error::VersionNotFound {
                 requested: version,
                 reason: format!("{name} does not exist"),

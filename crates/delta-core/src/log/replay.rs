@@ -165,13 +165,13 @@ impl Replay {
     pub fn finish(self, table: &str) -> Result<TableState> {
         let protocol = self.protocol.ok_or_else(|| {
             Error::corrupt(
-                format!("{table}/_delta_log"),
+                format!("{}/_delta_log", table.trim_end_matches('/')),
                 format!("no protocol action found in the log up to version {}", self.version),
             )
         })?;
         let metadata = self.metadata.ok_or_else(|| {
             Error::corrupt(
-                format!("{table}/_delta_log"),
+                format!("{}/_delta_log", table.trim_end_matches('/')),
                 format!("no metaData action found in the log up to version {}", self.version),
             )
         })?;

@@ -140,7 +140,7 @@ pub fn build_segment(files: &[LogFile], target: Option<Version>, table: &str) ->
                 }
             } else {
                 Error::corrupt(
-                    format!("{table}/_delta_log"),
+                    format!("{}/_delta_log", table.trim_end_matches('/')),
                     format!("commit {expected} is missing (versions must be contiguous, found {v} next)"),
                 )
             });
@@ -155,7 +155,7 @@ pub fn build_segment(files: &[LogFile], target: Option<Version>, table: &str) ->
             }
         } else {
             Error::corrupt(
-                format!("{table}/_delta_log"),
+                format!("{}/_delta_log", table.trim_end_matches('/')),
                 format!("commit {expected} is missing (versions must be contiguous)"),
             )
         });

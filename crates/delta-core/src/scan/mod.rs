@@ -328,7 +328,7 @@ impl Scan {
         let planned = &self.files[index];
         let storage = self.snapshot.storage().clone();
         let location = storage.resolve_file(&planned.add.path, &format!("add {}", planned.add.path))?;
-        let file_name = location.to_string();
+        let file_name = storage.display(&location);
         let deleted = match &planned.add.deletion_vector {
             Some(dv) => Some(load_deletion_vector(&storage, dv, &file_name).await?),
             None => None,
@@ -526,8 +526,5 @@ async fn load_deletion_vector(
         Error::corrupt(data_file, "deletion vector descriptor has an invalid offset or size")
     })?;
     let bytes = storage.read_range(&location, range).await?;
-    let size = usize::try_from(dv.size_in_bytes)
-        .map_err(|_| Error::corrupt(data_file, "deletion vector size is negative"))?;
-    // The range starts at the descriptor's offset, so the DV sits at 0 of the slice.
-    crate::deletion_vector::parse_dv_file_slice(&bytes, 0, size, location.as_ref())
+    dv.read_range(&bytes, &storage.display(&location))
 }
