@@ -148,7 +148,11 @@ fn normalise_add(body: &mut serde_json::Value) {
 ///
 /// # Errors
 /// As [`read_checkpoint_file`]; [`Error::Corrupt`] when the sidecar path is not a plain name.
-pub(crate) async fn read_sidecar(storage: &Storage, path: &str, size: Option<u64>) -> Result<Vec<Action>> {
+pub(crate) async fn read_sidecar(
+    storage: &Storage,
+    path: &str,
+    size: Option<u64>,
+) -> Result<Vec<Action>> {
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let name = decoded.rsplit('/').next().unwrap_or_default();
     if name.is_empty() || name == ".." || name == "." {
@@ -288,7 +292,8 @@ const CHECKPOINT_WRITE_ROWS: usize = 16_384;
 pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
     use crate::action::Remove;
     let schema = checkpoint_schema();
-    let mut actions: Vec<Action> = Vec::with_capacity(state.files.len() + state.tombstones.len() + 2);
+    let mut actions: Vec<Action> =
+        Vec::with_capacity(state.files.len() + state.tombstones.len() + 2);
     actions.push(Action::Protocol(state.protocol.clone()));
     actions.push(Action::Metadata(state.metadata.clone()));
     actions.extend(state.txns.values().cloned().map(Action::Txn));
@@ -328,6 +333,8 @@ pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
                 .map_err(|e| Error::parquet("checkpoint", e))?;
         }
     }
-    writer.close().map_err(|e| Error::parquet("checkpoint", e))?;
+    writer
+        .close()
+        .map_err(|e| Error::parquet("checkpoint", e))?;
     Ok(out)
 }

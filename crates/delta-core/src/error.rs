@@ -34,6 +34,27 @@ pub enum Error {
         /// The feature or version named by the table.
         feature: String,
     },
+    /// A concurrent commit invalidated this transaction: re-read the table and retry the
+    /// operation, or give up.
+    #[error("commit conflict with version {winning_version} ({operation}): {reason}")]
+    Conflict {
+        /// The version the other writer committed first.
+        winning_version: Version,
+        /// That commit's operation (`WRITE`, `DELETE`, ...).
+        operation: String,
+        /// What clashes: the file or partition, or the metadata change.
+        reason: String,
+    },
+    /// A write would break a table constraint; nothing was committed.
+    #[error("constraint {name} violated by {violations} row(s): {expression}")]
+    ConstraintViolation {
+        /// The constraint (`NOT NULL <column>`, a CHECK name, `delta.appendOnly`).
+        name: String,
+        /// The constraint's expression.
+        expression: String,
+        /// How many rows of the write violate it.
+        violations: u64,
+    },
     /// The caller passed something invalid: a bad predicate, an unknown column, a bad URI.
     #[error("invalid argument: {message}")]
     InvalidArgument {

@@ -14,6 +14,7 @@
 
 pub mod action;
 mod checkpoint;
+pub mod clock;
 pub mod deletion_vector;
 mod error;
 pub mod expression;
@@ -21,11 +22,16 @@ pub mod log;
 pub(crate) mod partition;
 pub mod scan;
 pub mod schema;
+pub(crate) mod stats;
 mod snapshot;
 pub(crate) mod storage;
 mod table;
 pub mod table_features;
+mod transaction;
+pub(crate) mod write;
 
 pub use error::{Error, Result, Version};
 pub use snapshot::Snapshot;
+pub use log::conflict::IsolationLevel;
 pub use table::{CommitEntry, Table};
+pub use transaction::{Committed, ENGINE_INFO, Transaction};

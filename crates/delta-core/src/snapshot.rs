@@ -13,7 +13,9 @@ use arrow::datatypes::SchemaRef;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
-use crate::action::{Action, Add, CommitInfo, DomainMetadata, Metadata, Protocol, Remove, Txn, parse_commit};
+use crate::action::{
+    Action, Add, CommitInfo, DomainMetadata, Metadata, Protocol, Remove, Txn, parse_commit,
+};
 use crate::checkpoint::{read_checkpoint_file, read_sidecar};
 use crate::log::{LogFile, LogSegment, Replay, TableState, build_segment};
 use crate::schema::{ColumnMappingMode, StructType, to_arrow_schema};
@@ -73,7 +75,10 @@ pub(crate) async fn find_segment(storage: &Storage, target: Option<Version>) -> 
         match build_segment(&files, target, &table) {
             Ok(segment) if segment.checkpoint_version().is_some() => return Ok(segment),
             Ok(_) | Err(_) => {
-                tracing::debug!(hint = from, "checkpoint hint unusable; listing the whole log");
+                tracing::debug!(
+                    hint = from,
+                    "checkpoint hint unusable; listing the whole log"
+                );
             }
         }
     }
@@ -99,7 +104,11 @@ async fn read_commit(storage: &Storage, file: &LogFile) -> Result<(Version, Vec<
 }
 
 /// Replay the checkpoint of `segment` into `replay`, sidecars included.
-async fn replay_checkpoint(storage: &Storage, segment: &LogSegment, replay: &mut Replay) -> Result<()> {
+async fn replay_checkpoint(
+    storage: &Storage,
+    segment: &LogSegment,
+    replay: &mut Replay,
+) -> Result<()> {
     for part in &segment.checkpoint {
         let location = Path::from(part.location.as_str());
         let actions = read_checkpoint_file(storage, &location, Some(part.size)).await?;
@@ -268,6 +277,12 @@ impl Snapshot {
     #[must_use]
     pub fn table_url(&self) -> &url::Url {
         self.inner.storage.url()
+    }
+
+    /// The last version application `app_id` recorded with a `txn` action, if any.
+    #[must_use]
+    pub fn app_transaction_version(&self, app_id: &str) -> Option<i64> {
+        self.inner.state.txns.get(app_id).map(|t| t.version)
     }
 
     /// The value of table property `key`.

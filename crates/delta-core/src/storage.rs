@@ -18,6 +18,15 @@ use url::Url;
 use crate::log::{LogFile, LogPath};
 use crate::{Error, Result, Version};
 
+/// The outcome of [`Storage::put_if_absent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The object was created by this call.
+    Written,
+    /// Another writer created it first.
+    AlreadyExists,
+}
+
 /// A store and the root of one table in it.
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -67,8 +76,8 @@ impl Storage {
                 Arc::new(b.build().map_err(bad)?)
             }
             "az" | "abfs" | "abfss" | "azure" | "adl" => {
-                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(url.as_str());
+                let mut b =
+                    object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url.as_str());
                 for (k, v) in options {
                     let key = k.parse().map_err(bad)?;
                     b = b.with_config(key, v);
@@ -76,8 +85,8 @@ impl Storage {
                 Arc::new(b.build().map_err(bad)?)
             }
             "gs" => {
-                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(url.as_str());
+                let mut b =
+                    object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
                 for (k, v) in options {
                     let key = k.parse().map_err(bad)?;
                     b = b.with_config(key, v);
@@ -113,7 +122,10 @@ impl Storage {
     pub fn display(&self, location: &Path) -> String {
         match self.url.scheme() {
             "file" => format!("/{location}"),
-            scheme => format!("{scheme}://{}/{location}", self.url.host_str().unwrap_or_default()),
+            scheme => format!(
+                "{scheme}://{}/{location}",
+                self.url.host_str().unwrap_or_default()
+            ),
         }
     }
 
@@ -177,7 +189,9 @@ impl Storage {
         }
         let decoded = percent_encoding::percent_decode_str(path)
             .decode_utf8()
-            .map_err(|_| Error::corrupt(context, "file path is not valid UTF-8 after URI decoding"))?;
+            .map_err(|_| {
+                Error::corrupt(context, "file path is not valid UTF-8 after URI decoding")
+            })?;
         if decoded.split('/').any(|s| s == ".." || s == ".") {
             return Err(Error::corrupt(
                 context,
@@ -222,6 +236,56 @@ impl Storage {
     pub async fn put(&self, location: &Path, bytes: Bytes) -> Result<()> {
         self.store.put(location, bytes.into()).await?;
         Ok(())
+    }
+
+    /// Create `location` only if it does not exist yet (the commit primitive). On local
+    /// disk object_store links a fully written temporary file into place, so the create is
+    /// atomic there too.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails; the put may then have happened or not (an
+    /// ambiguous put), which the caller settles by reading the slot back.
+    pub async fn put_if_absent(&self, location: &Path, bytes: Bytes) -> Result<PutOutcome> {
+        let options = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..object_store::PutOptions::default()
+        };
+        match self.store.put_opts(location, bytes.into(), options).await {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(PutOutcome::AlreadyExists)
+            }
+            Err(object_store::Error::NotImplemented { .. }) => Err(Error::invalid(format!(
+                "the store behind {} cannot create objects only-if-absent, so commits would not be atomic; \
+                 for S3 set AWS_CONDITIONAL_PUT=etag (or --storage-option conditional_put=etag)",
+                self.url
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A streaming upload to `location` (multipart above `capacity_bytes`), for data files:
+    /// memory per open file stays at `capacity_bytes` whatever the file's size. The object
+    /// appears only when the upload is shut down successfully.
+    pub(crate) fn upload(&self, location: &Path, capacity_bytes: usize) -> object_store::buffered::BufWriter {
+        object_store::buffered::BufWriter::with_capacity(self.store.clone(), location.clone(), capacity_bytes)
+    }
+
+    /// Delete an object; a missing object is not an error.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on other store failures.
+    pub async fn delete(&self, location: &Path) -> Result<()> {
+        match self.store.delete(location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The table root as a store path.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// List `_delta_log` entries whose version is at least `from` (all when `None`).
@@ -324,8 +388,10 @@ impl parquet::arrow::async_reader::AsyncFileReader for ParquetFile {
     fn get_metadata<'a>(
         &'a mut self,
         options: Option<&'a parquet::arrow::arrow_reader::ArrowReaderOptions>,
-    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>>
-    {
+    ) -> futures::future::BoxFuture<
+        'a,
+        parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>,
+    > {
         Box::pin(async move {
             let size = match self.size {
                 Some(size) => size,
@@ -369,7 +435,9 @@ mod tests {
     #[test]
     fn relative_paths_are_decoded_once() {
         let s = storage();
-        let p = s.resolve_file("x=A%252FA/part-0.parquet", "0.json").unwrap();
+        let p = s
+            .resolve_file("x=A%252FA/part-0.parquet", "0.json")
+            .unwrap();
         assert_eq!(p.as_ref(), "tables/t one/x=A%2FA/part-0.parquet");
         let p = s.resolve_file("special%20p@%23h", "0.json").unwrap();
         assert_eq!(p.as_ref(), "tables/t one/special p@#h");
@@ -378,8 +446,16 @@ mod tests {
     #[test]
     fn escaping_paths_are_refused() {
         let s = storage();
-        for bad in ["../secret.parquet", "a/../../b", "%2E%2E/x", "/etc/passwd", "file:///etc/passwd"] {
-            let err = s.resolve_file(bad, "00000000000000000001.json").unwrap_err();
+        for bad in [
+            "../secret.parquet",
+            "a/../../b",
+            "%2E%2E/x",
+            "/etc/passwd",
+            "file:///etc/passwd",
+        ] {
+            let err = s
+                .resolve_file(bad, "00000000000000000001.json")
+                .unwrap_err();
             assert!(
                 err.to_string().contains("00000000000000000001.json"),
                 "{bad}: {err}"

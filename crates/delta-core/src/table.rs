@@ -9,6 +9,8 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::action::{Action, CommitInfo, parse_commit};
+use crate::clock::{Clock, SystemClock};
+use crate::transaction::Transaction;
 use crate::log::{LogFile, LogPath};
 use crate::snapshot::Snapshot;
 use crate::storage::Storage;
@@ -21,6 +23,7 @@ const HISTORY_READ_CONCURRENCY: usize = 16;
 #[derive(Clone, Debug)]
 pub struct Table {
     storage: Storage,
+    clock: Arc<dyn Clock>,
 }
 
 /// One commit as shown by `history`.
@@ -43,6 +46,7 @@ impl Table {
     pub fn open(location: &str, options: &HashMap<String, String>) -> Result<Self> {
         Ok(Self {
             storage: Storage::from_uri(location, options)?,
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -53,7 +57,39 @@ impl Table {
     pub fn with_store(store: Arc<dyn ObjectStore>, url: url::Url) -> Result<Self> {
         Ok(Self {
             storage: Storage::new(store, url)?,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    pub(crate) fn from_storage(storage: Storage, clock: Arc<dyn Clock>) -> Self {
+        Self { storage, clock }
+    }
+
+    /// Use `clock` for timestamps and file ids (tests inject a deterministic one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock this table stamps commits with.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Start a transaction on `snapshot` (its version is the read version).
+    pub fn transaction(&self, snapshot: &Snapshot) -> Transaction {
+        Transaction::new(self.storage.clone(), self.clock.clone(), Some(snapshot.clone()))
+    }
+
+    /// Start the transaction that creates this table (version 0).
+    pub fn create_transaction(&self) -> Transaction {
+        Transaction::new(self.storage.clone(), self.clock.clone(), None)
     }
 
     /// The table root URL.
@@ -110,7 +146,8 @@ impl Table {
         commits.sort_by_key(|f| f.log_path.version());
         let mut best: Option<Version> = None;
         // Commits without ICT: file times. Commits with ICT: monotonic, so binary search.
-        let split = commits.partition_point(|f| ict_from.is_none_or(|e| f.log_path.version().unwrap_or(0) < e));
+        let split = commits
+            .partition_point(|f| ict_from.is_none_or(|e| f.log_path.version().unwrap_or(0) < e));
         for file in &commits[..split] {
             if file.last_modified_ms <= timestamp_ms {
                 best = file.log_path.version();
@@ -132,9 +169,7 @@ impl Table {
         }
         best.ok_or_else(|| Error::VersionNotFound {
             requested: 0,
-            reason: format!(
-                "timestamp {timestamp_ms} ms is before the earliest retained commit"
-            ),
+            reason: format!("timestamp {timestamp_ms} ms is before the earliest retained commit"),
         })
     }
 
@@ -167,7 +202,10 @@ impl Table {
             .storage
             .read(&Path::from(file.location.as_str()))
             .await?;
-        parse_commit(&bytes, &self.storage.display(&Path::from(file.location.as_str())))
+        parse_commit(
+            &bytes,
+            &self.storage.display(&Path::from(file.location.as_str())),
+        )
     }
 
     /// The actions of commit `version`, in file order.
@@ -259,6 +297,95 @@ impl Table {
                 hint.to_string().into_bytes().into(),
             )
             .await
+    }
+}
+
+/// Default `delta.logRetentionDuration`: 30 days.
+const DEFAULT_LOG_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Parse a Spark interval such as `interval 30 days` or `interval 12 hours` into ms.
+pub(crate) fn parse_interval_ms(text: &str) -> Option<i64> {
+    let mut words = text.split_whitespace();
+    let first = words.next()?;
+    let (number, unit) = if first.eq_ignore_ascii_case("interval") {
+        (words.next()?, words.next()?)
+    } else {
+        (first, words.next()?)
+    };
+    let n: i64 = number.parse().ok()?;
+    let unit_ms: i64 = match unit.to_ascii_lowercase().trim_end_matches('s') {
+        "millisecond" => 1,
+        "second" => 1000,
+        "minute" => 60_000,
+        "hour" => 3_600_000,
+        "day" => 86_400_000,
+        "week" => 7 * 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms)
+}
+
+impl Table {
+    /// Delete log files that are older than `delta.logRetentionDuration` (30 days) and no
+    /// longer needed: commits, checkpoints and checksums below the newest checkpoint whose
+    /// commit is older than the cut-off. Every version inside the window stays
+    /// reconstructable. Called after writing the checkpoint of `snapshot`; it lists the log
+    /// only then, never on every commit.
+    ///
+    /// # Errors
+    /// Storage errors (the table stays readable whatever was deleted).
+    pub async fn cleanup_expired_logs(&self, snapshot: &Snapshot) -> Result<usize> {
+        let enabled = snapshot
+            .property("delta.enableExpiredLogCleanup")
+            .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+        if !enabled {
+            return Ok(0);
+        }
+        let retention = snapshot
+            .property("delta.logRetentionDuration")
+            .and_then(parse_interval_ms)
+            .unwrap_or(DEFAULT_LOG_RETENTION_MS);
+        let cutoff = self.clock.now_ms().saturating_sub(retention);
+        let files = self.storage.list_log(None).await?;
+        // The newest checkpoint whose own commit is older than the cut-off: everything
+        // before it can go, since every version from it on replays from it.
+        let commit_time: std::collections::HashMap<Version, i64> = files
+            .iter()
+            .filter_map(|f| match f.log_path {
+                LogPath::Commit(v) => Some((v, f.last_modified_ms)),
+                _ => None,
+            })
+            .collect();
+        let boundary = files
+            .iter()
+            .filter_map(|f| match &f.log_path {
+                LogPath::Checkpoint { version, .. }
+                    if *version <= snapshot.version()
+                        && commit_time.get(version).is_some_and(|t| *t <= cutoff) =>
+                {
+                    Some(*version)
+                }
+                _ => None,
+            })
+            .max();
+        let Some(boundary) = boundary else {
+            return Ok(0);
+        };
+        let mut deleted = 0;
+        for file in &files {
+            let expired = match &file.log_path {
+                LogPath::Commit(v) | LogPath::Checksum(v) => *v < boundary,
+                LogPath::Checkpoint { version, .. } => *version < boundary,
+                LogPath::Compaction { end, .. } => *end < boundary,
+                LogPath::LastCheckpoint => false,
+            };
+            if expired && file.last_modified_ms <= cutoff {
+                self.storage.delete(&Path::from(file.location.as_str())).await?;
+                deleted += 1;
+            }
+        }
+        tracing::debug!(boundary, deleted, "cleaned up expired log files");
+        Ok(deleted)
     }
 }
 

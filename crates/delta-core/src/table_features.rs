@@ -5,7 +5,7 @@
 //! 5 ⇒ `columnMapping`; 6 ⇒ `identityColumns`). Version 3/7 tables list them explicitly.
 //! A reader refuses any reader feature it does not implement, naming it.
 
-use crate::action::Protocol;
+use crate::action::{Metadata, Protocol};
 use crate::{Error, Result};
 
 /// Reader features this crate implements.
@@ -82,6 +82,62 @@ pub fn check_readable(protocol: &Protocol) -> Result<()> {
     Ok(())
 }
 
+/// Writer features this crate implements (it writes tables that have them correctly).
+pub const SUPPORTED_WRITER_FEATURES: &[&str] = &[
+    "appendOnly",
+    "invariants",
+    "checkConstraints",
+    "columnMapping",
+    "deletionVectors",
+    "timestampNtz",
+    "vacuumProtocolCheck",
+    "domainMetadata",
+    "inCommitTimestamp",
+    "changeDataFeed",
+];
+
+/// Whether a legacy-implied writer feature is actually in use by the table.
+fn is_active(feature: &str, metadata: &Metadata) -> bool {
+    let schema_uses = |key: &str| metadata.schema_string.contains(key);
+    match feature {
+        "generatedColumns" => schema_uses("delta.generationExpression"),
+        "identityColumns" => schema_uses("delta.identity."),
+        _ => true,
+    }
+}
+
+/// Check that this crate can write a table with `protocol` and `metadata`.
+///
+/// Tables with writer version 7 must list only features this crate implements; legacy
+/// versions imply features, which are refused only when the table actually uses them
+/// (a 1/4 table without generated columns is writable).
+///
+/// # Errors
+/// [`Error::Unsupported`] naming the writer version or feature.
+pub fn check_writable(protocol: &Protocol, metadata: &Metadata) -> Result<()> {
+    check_readable(protocol)?;
+    if !(1..=7).contains(&protocol.min_writer_version) {
+        return Err(Error::Unsupported {
+            kind: "writer version",
+            feature: format!("{} (this writer supports 1 to 7)", protocol.min_writer_version),
+        });
+    }
+    let legacy = protocol.min_writer_version < 7;
+    for feature in writer_features(protocol) {
+        if SUPPORTED_WRITER_FEATURES.contains(&feature.as_str()) {
+            continue;
+        }
+        if legacy && !is_active(&feature, metadata) {
+            continue;
+        }
+        return Err(Error::Unsupported {
+            kind: "writer feature",
+            feature,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +162,30 @@ mod tests {
             ..Protocol::default()
         };
         assert!(matches!(check_readable(&p), Err(Error::Unsupported { .. })));
+    }
+
+    #[test]
+    fn writers_refuse_unknown_features_and_active_legacy_ones() {
+        let p = Protocol {
+            min_reader_version: 1,
+            min_writer_version: 7,
+            reader_features: None,
+            writer_features: Some(vec!["appendOnly".into(), "collations".into()]),
+        };
+        let err = check_writable(&p, &Metadata::default()).unwrap_err().to_string();
+        assert!(err.contains("collations"), "{err}");
+        let legacy = Protocol {
+            min_reader_version: 1,
+            min_writer_version: 4,
+            ..Protocol::default()
+        };
+        assert!(check_writable(&legacy, &Metadata::default()).is_ok());
+        let generated = Metadata {
+            schema_string: r#"{"type":"struct","fields":[{"name":"c2","type":"long","nullable":true,"metadata":{"delta.generationExpression":"c1 + 1"}}]}"#.into(),
+            ..Metadata::default()
+        };
+        let err = check_writable(&legacy, &generated).unwrap_err().to_string();
+        assert!(err.contains("generatedColumns"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,8 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-const SCHEMA: &str = r#"{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}}]}"#;
+const SCHEMA: &str =
+    r#"{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}}]}"#;
 
 fn base(protocol: Protocol) -> Vec<Action> {
     vec![
@@ -44,7 +45,10 @@ async fn table_with(files: &[(&str, Vec<u8>)]) -> Table {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     for (name, bytes) in files {
         store
-            .put(&Path::from(format!("t/_delta_log/{name}")), bytes.clone().into())
+            .put(
+                &Path::from(format!("t/_delta_log/{name}")),
+                bytes.clone().into(),
+            )
             .await
             .unwrap();
     }
@@ -67,7 +71,10 @@ async fn truncated_commit_line_names_file_and_line() {
     let err = table.snapshot().await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Corrupt { .. }), "{msg}");
-    assert!(msg.contains("00000000000000000001.json") && msg.contains("line 2"), "{msg}");
+    assert!(
+        msg.contains("00000000000000000001.json") && msg.contains("line 2"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -89,13 +96,19 @@ async fn corrupt_checkpoint_is_named() {
     let table = table_with(&[
         (&commit(0), format_commit(&base(plain()))),
         (&commit(1), format_commit(&[add("a")])),
-        ("00000000000000000001.checkpoint.parquet", b"PAR1 this is not parquet".to_vec()),
+        (
+            "00000000000000000001.checkpoint.parquet",
+            b"PAR1 this is not parquet".to_vec(),
+        ),
         ("_last_checkpoint", br#"{"version":1,"size":3}"#.to_vec()),
     ])
     .await;
     let err = table.snapshot().await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("00000000000000000001.checkpoint.parquet"), "{msg}");
+    assert!(
+        msg.contains("00000000000000000001.checkpoint.parquet"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -116,8 +129,14 @@ async fn unknown_reader_feature_is_named() {
     let protocol = Protocol {
         min_reader_version: 3,
         min_writer_version: 7,
-        reader_features: Some(vec!["deletionVectors".to_owned(), "fancyNewThing".to_owned()]),
-        writer_features: Some(vec!["deletionVectors".to_owned(), "fancyNewThing".to_owned()]),
+        reader_features: Some(vec![
+            "deletionVectors".to_owned(),
+            "fancyNewThing".to_owned(),
+        ]),
+        writer_features: Some(vec![
+            "deletionVectors".to_owned(),
+            "fancyNewThing".to_owned(),
+        ]),
     };
     let table = table_with(&[(&commit(0), format_commit(&base(protocol)))]).await;
     let err = table.snapshot().await.unwrap_err();
@@ -129,7 +148,10 @@ async fn unknown_reader_feature_is_named() {
 #[tokio::test]
 async fn no_log_is_not_a_table_and_cleaned_history_is_not_found() {
     let table = table_with(&[]).await;
-    assert!(matches!(table.snapshot().await, Err(Error::NotATable { .. })));
+    assert!(matches!(
+        table.snapshot().await,
+        Err(Error::NotATable { .. })
+    ));
     let table = table_with(&[
         (&commit(0), format_commit(&base(plain()))),
         (&commit(1), format_commit(&[add("a")])),

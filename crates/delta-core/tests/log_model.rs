@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use delta_core::Table;
-use delta_core::action::{Action, Add, DomainMetadata, Metadata, Protocol, Remove, Txn, format_commit};
+use delta_core::action::{
+    Action, Add, DomainMetadata, Metadata, Protocol, Remove, Txn, format_commit,
+};
 use delta_core::deletion_vector::DeletionVectorDescriptor;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -186,7 +188,10 @@ async fn run(ops: Vec<Op>, checkpoint_at: usize) -> Result<(), TestCaseError> {
     }
     for (v, actions) in commits.iter().enumerate() {
         let location = Path::from(format!("t/_delta_log/{v:020}.json"));
-        store.put(&location, format_commit(actions).into()).await.unwrap();
+        store
+            .put(&location, format_commit(actions).into())
+            .await
+            .unwrap();
     }
     // Every version equals the model, replaying all commits.
     for (v, expected) in history.iter().enumerate() {
@@ -203,7 +208,13 @@ async fn run(ops: Vec<Op>, checkpoint_at: usize) -> Result<(), TestCaseError> {
             snapshot.log_segment().checkpoint_version(),
             Some(u64::try_from(cp).unwrap())
         );
-        prop_assert_eq!(&observed(&snapshot), expected, "version {} from checkpoint {}", v, cp);
+        prop_assert_eq!(
+            &observed(&snapshot),
+            expected,
+            "version {} from checkpoint {}",
+            v,
+            cp
+        );
     }
     Ok(())
 }
@@ -222,22 +233,57 @@ proptest! {
 
 #[test]
 fn stale_and_corrupt_last_checkpoint_hints_are_ignored() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let ops: Vec<Op> = (0..8).map(Op::Add).collect();
         run(ops, 4).await.unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let table = Table::with_store(store.clone(), url::Url::parse("memory:///t/").unwrap()).unwrap();
+        let table =
+            Table::with_store(store.clone(), url::Url::parse("memory:///t/").unwrap()).unwrap();
         let mut model = Model::default();
         let mut first = vec![
-            Action::Protocol(Protocol { min_reader_version: 1, min_writer_version: 2, ..Protocol::default() }),
-            Action::Metadata(Metadata { id: "x".into(), schema_string: r#"{"type":"struct","fields":[]}"#.into(), ..Metadata::default() }),
+            Action::Protocol(Protocol {
+                min_reader_version: 1,
+                min_writer_version: 2,
+                ..Protocol::default()
+            }),
+            Action::Metadata(Metadata {
+                id: "x".into(),
+                schema_string: r#"{"type":"struct","fields":[]}"#.into(),
+                ..Metadata::default()
+            }),
         ];
         first.extend(apply(&mut model, &Op::Add(1), 0));
-        store.put(&Path::from("t/_delta_log/00000000000000000000.json"), format_commit(&first).into()).await.unwrap();
-        store.put(&Path::from("t/_delta_log/00000000000000000001.json"), format_commit(&apply(&mut model, &Op::Add(2), 1)).into()).await.unwrap();
-        for hint in [&b""[..], b"garbage", br#"{"version":7,"size":3}"#, br#"{"version":0,"size":3}"#] {
-            store.put(&Path::from("t/_delta_log/_last_checkpoint"), hint.to_vec().into()).await.unwrap();
+        store
+            .put(
+                &Path::from("t/_delta_log/00000000000000000000.json"),
+                format_commit(&first).into(),
+            )
+            .await
+            .unwrap();
+        store
+            .put(
+                &Path::from("t/_delta_log/00000000000000000001.json"),
+                format_commit(&apply(&mut model, &Op::Add(2), 1)).into(),
+            )
+            .await
+            .unwrap();
+        for hint in [
+            &b""[..],
+            b"garbage",
+            br#"{"version":7,"size":3}"#,
+            br#"{"version":0,"size":3}"#,
+        ] {
+            store
+                .put(
+                    &Path::from("t/_delta_log/_last_checkpoint"),
+                    hint.to_vec().into(),
+                )
+                .await
+                .unwrap();
             let snapshot = table.snapshot().await.unwrap();
             assert_eq!(snapshot.version(), 1);
             assert_eq!(observed(&snapshot), model);

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use delta_core::action::{Action, Add, CommitInfo, Metadata, Protocol, format_commit};
-use delta_core::deletion_vector::{DeletionVectorDescriptor, encode_bitmap, encode_dv_file_entry, z85_encode};
+use delta_core::deletion_vector::{
+    DeletionVectorDescriptor, encode_bitmap, encode_dv_file_entry, z85_encode,
+};
 use delta_core::expression::parse;
 use delta_core::{Error, Table};
 use object_store::memory::InMemory;
@@ -46,21 +48,34 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let table = Table::with_store(store.clone(), url::Url::parse("memory:///t/").unwrap()).unwrap();
+        let table =
+            Table::with_store(store.clone(), url::Url::parse("memory:///t/").unwrap()).unwrap();
         Self { store, table }
     }
 
     async fn put(&self, name: &str, bytes: Vec<u8>) -> i64 {
         let size = i64::try_from(bytes.len()).unwrap();
-        self.store.put(&Path::from(format!("t/{name}")), bytes.into()).await.unwrap();
+        self.store
+            .put(&Path::from(format!("t/{name}")), bytes.into())
+            .await
+            .unwrap();
         size
     }
 
     async fn commit(&self, version: u64, actions: &[Action]) {
-        self.put(&format!("_delta_log/{version:020}.json"), format_commit(actions)).await;
+        self.put(
+            &format!("_delta_log/{version:020}.json"),
+            format_commit(actions),
+        )
+        .await;
     }
 
-    async fn file(&self, name: &str, ids: std::ops::Range<i64>, dv: Option<DeletionVectorDescriptor>) -> Action {
+    async fn file(
+        &self,
+        name: &str,
+        ids: std::ops::Range<i64>,
+        dv: Option<DeletionVectorDescriptor>,
+    ) -> Action {
         let n = ids.end - ids.start;
         let (min, max) = (ids.start, ids.end - 1);
         let size = self.put(name, parquet_bytes(ids)).await;
@@ -154,7 +169,10 @@ async fn absolute_deletion_vector_file_hides_rows_and_bad_crc_is_corrupt() {
         cardinality: 2,
     };
     let mut actions = header(true);
-    actions.push(f.file("a.parquet", 10..15, Some(dv("memory:///t/dv/deletes.bin"))).await);
+    actions.push(
+        f.file("a.parquet", 10..15, Some(dv("memory:///t/dv/deletes.bin")))
+            .await,
+    );
     f.commit(0, &actions).await;
     assert_eq!(ids(&f.table, None).await.unwrap(), vec![11, 12, 13]);
 
@@ -175,12 +193,31 @@ async fn pruning_keeps_only_files_that_can_match_and_filters_rows() {
     actions.push(f.file("high.parquet", 100..110, None).await);
     f.commit(0, &actions).await;
     let snapshot = f.table.snapshot().await.unwrap();
-    let scan = snapshot.scan().with_predicate(parse("id >= 105").unwrap()).build().unwrap();
+    let scan = snapshot
+        .scan()
+        .with_predicate(parse("id >= 105").unwrap())
+        .build()
+        .unwrap();
     let kept: Vec<_> = scan.kept_files().map(|p| p.add.path.clone()).collect();
     assert_eq!(kept, vec!["high.parquet"]);
-    assert_eq!(ids(&f.table, Some("id >= 105")).await.unwrap(), vec![105, 106, 107, 108, 109]);
-    assert_eq!(ids(&f.table, Some("id IN (3, 101) OR id IS NULL")).await.unwrap(), vec![3, 101]);
-    let limited = snapshot.scan().with_limit(3).build().unwrap().collect().await.unwrap();
+    assert_eq!(
+        ids(&f.table, Some("id >= 105")).await.unwrap(),
+        vec![105, 106, 107, 108, 109]
+    );
+    assert_eq!(
+        ids(&f.table, Some("id IN (3, 101) OR id IS NULL"))
+            .await
+            .unwrap(),
+        vec![3, 101]
+    );
+    let limited = snapshot
+        .scan()
+        .with_limit(3)
+        .build()
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(limited.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
     let projected = snapshot.scan().with_columns(["name"]).build().unwrap();
     assert_eq!(projected.schema().fields().len(), 1);
@@ -200,7 +237,10 @@ async fn timestamp_time_travel_uses_in_commit_timestamps() {
     let mut first = vec![info(1_000)];
     first.extend(header(false));
     if let Action::Metadata(m) = &mut first[2] {
-        m.configuration.insert("delta.enableInCommitTimestamps".to_owned(), Some("true".to_owned()));
+        m.configuration.insert(
+            "delta.enableInCommitTimestamps".to_owned(),
+            Some("true".to_owned()),
+        );
     }
     first.push(f.file("a.parquet", 0..1, None).await);
     f.commit(0, &first).await;
@@ -216,5 +256,8 @@ async fn timestamp_time_travel_uses_in_commit_timestamps() {
         Err(Error::VersionNotFound { .. })
     ));
     let history = f.table.history(None).await.unwrap();
-    assert_eq!(history.iter().map(|h| h.timestamp_ms).collect::<Vec<_>>(), vec![3_000, 2_000, 1_000]);
+    assert_eq!(
+        history.iter().map(|h| h.timestamp_ms).collect::<Vec<_>>(),
+        vec![3_000, 2_000, 1_000]
+    );
 }

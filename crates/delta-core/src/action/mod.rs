@@ -362,7 +362,12 @@ impl Action {
         Self::from_name_and_body(name, body, path, line)
     }
 
-    fn from_name_and_body(name: String, body: serde_json::Value, path: &str, line: usize) -> Result<Self> {
+    fn from_name_and_body(
+        name: String,
+        body: serde_json::Value,
+        path: &str,
+        line: usize,
+    ) -> Result<Self> {
         fn decode<T: serde::de::DeserializeOwned>(
             body: serde_json::Value,
             name: &str,
@@ -429,9 +434,8 @@ pub fn parse_commit(bytes: &[u8], path: &str) -> Result<Vec<Action>> {
         if trimmed.is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_slice(trimmed).map_err(|e| {
-            Error::corrupt(path, format!("line {line_no}: not valid JSON ({e})"))
-        })?;
+        let value: serde_json::Value = serde_json::from_slice(trimmed)
+            .map_err(|e| Error::corrupt(path, format!("line {line_no}: not valid JSON ({e})")))?;
         actions.extend(Action::from_json_line(value, path, line_no)?);
     }
     Ok(actions)
@@ -542,7 +546,11 @@ mod tests {
                     ..Remove::default()
                 })
             });
-        let protocol = (1i32..4, 1i32..8, proptest::option::of(proptest::collection::vec("[a-zA-Z]{1,10}", 0..3)))
+        let protocol = (
+            1i32..4,
+            1i32..8,
+            proptest::option::of(proptest::collection::vec("[a-zA-Z]{1,10}", 0..3)),
+        )
             .prop_map(|(r, w, f)| {
                 Action::Protocol(Protocol {
                     min_reader_version: r,
@@ -551,7 +559,11 @@ mod tests {
                     writer_features: f,
                 })
             });
-        let txn = ("[a-z0-9-]{1,12}", any::<i64>(), proptest::option::of(any::<i64>()))
+        let txn = (
+            "[a-z0-9-]{1,12}",
+            any::<i64>(),
+            proptest::option::of(any::<i64>()),
+        )
             .prop_map(|(app_id, version, last_updated)| {
                 Action::Txn(Txn {
                     app_id,
@@ -570,7 +582,11 @@ mod tests {
             "[a-f0-9-]{8,36}",
             proptest::option::of("[ -~]{0,10}"),
             proptest::collection::vec("[a-z]{1,5}", 0..3),
-            proptest::collection::hash_map("[a-z.]{1,10}", proptest::option::of("[ -~]{0,6}"), 0..3),
+            proptest::collection::hash_map(
+                "[a-z.]{1,10}",
+                proptest::option::of("[ -~]{0,6}"),
+                0..3,
+            ),
         )
             .prop_map(|(id, description, partition_columns, configuration)| {
                 Action::Metadata(Metadata {

@@ -3,6 +3,7 @@
 //! Everything here is pure (no I/O, no clock): the snapshot module feeds it listings and
 //! parsed actions.
 
+pub mod conflict;
 pub mod path;
 pub mod replay;
 pub mod segment;

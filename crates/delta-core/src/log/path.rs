@@ -160,8 +160,13 @@ mod tests {
             })
         );
         assert!(matches!(
-            LogPath::parse("00000000000000000002.checkpoint.80a083e8-7026-4e79-81be-64bd76c43a11.json"),
-            Some(LogPath::Checkpoint { version: 2, kind: CheckpointKind::Uuid { is_json: true, .. } })
+            LogPath::parse(
+                "00000000000000000002.checkpoint.80a083e8-7026-4e79-81be-64bd76c43a11.json"
+            ),
+            Some(LogPath::Checkpoint {
+                version: 2,
+                kind: CheckpointKind::Uuid { is_json: true, .. }
+            })
         ));
         assert_eq!(LogPath::parse(".00000000000000000000.json.crc"), None);
         assert_eq!(LogPath::parse("0.json"), None);

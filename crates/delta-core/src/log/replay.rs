@@ -10,9 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::action::{
-    Action, Add, CommitInfo, DomainMetadata, Metadata, Protocol, Remove, Txn,
-};
+use crate::action::{Action, Add, CommitInfo, DomainMetadata, Metadata, Protocol, Remove, Txn};
 use crate::{Error, Result, Version};
 
 /// The reconciled state of a table at one version.
@@ -102,7 +100,11 @@ impl Replay {
 
     /// Apply the actions of one commit or checkpoint; call newest source first.
     /// `commit_version` is `Some` for commits and `None` for checkpoint actions.
-    pub fn apply(&mut self, actions: impl IntoIterator<Item = Action>, commit_version: Option<Version>) {
+    pub fn apply(
+        &mut self,
+        actions: impl IntoIterator<Item = Action>,
+        commit_version: Option<Version>,
+    ) {
         for action in actions {
             match action {
                 Action::Protocol(p) => {
@@ -166,13 +168,19 @@ impl Replay {
         let protocol = self.protocol.ok_or_else(|| {
             Error::corrupt(
                 format!("{}/_delta_log", table.trim_end_matches('/')),
-                format!("no protocol action found in the log up to version {}", self.version),
+                format!(
+                    "no protocol action found in the log up to version {}",
+                    self.version
+                ),
             )
         })?;
         let metadata = self.metadata.ok_or_else(|| {
             Error::corrupt(
                 format!("{}/_delta_log", table.trim_end_matches('/')),
-                format!("no metaData action found in the log up to version {}", self.version),
+                format!(
+                    "no metaData action found in the log up to version {}",
+                    self.version
+                ),
             )
         })?;
         let mut files = self.files;
@@ -242,7 +250,11 @@ mod tests {
     fn re_added_file_wins_with_newest_fields() {
         let mut c0 = base();
         c0.push(add("foo", 1));
-        let state = replay(vec![c0, vec![remove("foo")], vec![add("foo", 1_700_000_000_000), add("bar", 3)]]);
+        let state = replay(vec![
+            c0,
+            vec![remove("foo")],
+            vec![add("foo", 1_700_000_000_000), add("bar", 3)],
+        ]);
         assert_eq!(state.files.len(), 2);
         let foo = state.files.iter().find(|f| f.path == "foo").unwrap();
         assert_eq!(foo.modification_time, 1_700_000_000_000);
@@ -253,7 +265,10 @@ mod tests {
     fn canonical_paths_reconcile() {
         let mut c0 = base();
         c0.push(add("/some/unqualified/with%20space/p@%23h", 1));
-        let state = replay(vec![c0, vec![remove("file:///some/unqualified/with%20space/p@%23h")]]);
+        let state = replay(vec![
+            c0,
+            vec![remove("file:///some/unqualified/with%20space/p@%23h")],
+        ]);
         assert!(state.files.is_empty());
         assert_eq!(canonical_path("file:/x/y"), "/x/y");
         assert_eq!(canonical_path("file:///x/y"), "/x/y");

@@ -55,7 +55,9 @@ fn newest_checkpoint(files: &[LogFile], max_version: Version) -> Option<Vec<LogF
         }
         // Prefer, at one version: UUID-named (V2) > classic > multi-part, by key order.
         let (key, parts) = match kind {
-            CheckpointKind::Uuid { uuid, is_json } => (format!("0-{}-{uuid}", u8::from(*is_json)), 1),
+            CheckpointKind::Uuid { uuid, is_json } => {
+                (format!("0-{}-{uuid}", u8::from(*is_json)), 1)
+            }
             CheckpointKind::Classic => ("1".to_owned(), 1),
             CheckpointKind::MultiPart { parts, .. } => (format!("2-{parts:010}"), *parts),
         };
@@ -90,7 +92,11 @@ fn newest_checkpoint(files: &[LogFile], max_version: Version) -> Option<Vec<LogF
 /// [`Error::VersionNotFound`] when the target is newer than the latest version or older
 /// than what the retained log can reconstruct; [`Error::Corrupt`] when a commit between
 /// the checkpoint and the target is missing.
-pub fn build_segment(files: &[LogFile], target: Option<Version>, table: &str) -> Result<LogSegment> {
+pub fn build_segment(
+    files: &[LogFile],
+    target: Option<Version>,
+    table: &str,
+) -> Result<LogSegment> {
     let latest_commit = files
         .iter()
         .filter_map(|f| match f.log_path {
@@ -141,7 +147,9 @@ pub fn build_segment(files: &[LogFile], target: Option<Version>, table: &str) ->
             } else {
                 Error::corrupt(
                     format!("{}/_delta_log", table.trim_end_matches('/')),
-                    format!("commit {expected} is missing (versions must be contiguous, found {v} next)"),
+                    format!(
+                        "commit {expected} is missing (versions must be contiguous, found {v} next)"
+                    ),
                 )
             });
         }
@@ -200,10 +208,14 @@ mod tests {
     #[test]
     fn incomplete_multi_part_checkpoint_is_ignored() {
         let mut files: Vec<_> = (0..=3).map(commit).collect();
-        files.push(file("00000000000000000002.checkpoint.0000000001.0000000002.parquet"));
+        files.push(file(
+            "00000000000000000002.checkpoint.0000000001.0000000002.parquet",
+        ));
         let seg = build_segment(&files, None, "t").unwrap();
         assert_eq!(seg.checkpoint_version(), None);
-        files.push(file("00000000000000000002.checkpoint.0000000002.0000000002.parquet"));
+        files.push(file(
+            "00000000000000000002.checkpoint.0000000002.0000000002.parquet",
+        ));
         let seg = build_segment(&files, None, "t").unwrap();
         assert_eq!(seg.checkpoint_version(), Some(2));
         assert_eq!(seg.checkpoint.len(), 2);
@@ -223,7 +235,10 @@ mod tests {
             build_segment(&files, Some(3), "t"),
             Err(Error::VersionNotFound { .. })
         ));
-        assert_eq!(build_segment(&files, Some(5), "t").unwrap().commits.len(), 0);
+        assert_eq!(
+            build_segment(&files, Some(5), "t").unwrap().commits.len(),
+            0
+        );
         assert!(matches!(
             build_segment(&files, Some(9), "t"),
             Err(Error::VersionNotFound { .. })

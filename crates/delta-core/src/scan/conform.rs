@@ -20,7 +20,11 @@ pub(crate) const PARQUET_FIELD_ID: &str = "PARQUET:field_id";
 
 /// Find the child of `fields` that stores logical `field`: by field id in id mode, else by
 /// physical name (exact, then case-insensitive).
-pub(crate) fn find_physical(fields: &Fields, field: &StructField, mode: ColumnMappingMode) -> Option<usize> {
+pub(crate) fn find_physical(
+    fields: &Fields,
+    field: &StructField,
+    mode: ColumnMappingMode,
+) -> Option<usize> {
     if mode == ColumnMappingMode::Id {
         if let Some(id) = field.field_id() {
             let wanted = id.to_string();
@@ -33,10 +37,11 @@ pub(crate) fn find_physical(fields: &Fields, field: &StructField, mode: ColumnMa
         }
     }
     let name = field.physical_name(mode);
-    fields
-        .iter()
-        .position(|f| f.name() == name)
-        .or_else(|| fields.iter().position(|f| f.name().eq_ignore_ascii_case(name)))
+    fields.iter().position(|f| f.name() == name).or_else(|| {
+        fields
+            .iter()
+            .position(|f| f.name().eq_ignore_ascii_case(name))
+    })
 }
 
 /// Rebuild `array` (as read from a file) with the logical type of `field`.
@@ -50,7 +55,14 @@ pub(crate) fn conform(
     mode: ColumnMappingMode,
     file: &str,
 ) -> Result<ArrayRef> {
-    conform_type(array, &field.data_type, target.data_type(), mode, file, &field.name)
+    conform_type(
+        array,
+        &field.data_type,
+        target.data_type(),
+        mode,
+        file,
+        &field.name,
+    )
 }
 
 fn conform_type(
@@ -95,7 +107,14 @@ fn conform_type(
             else {
                 return Err(mismatch(file, column));
             };
-            let keys = conform_type(map.keys(), &mt.key_type, key_field.data_type(), mode, file, column)?;
+            let keys = conform_type(
+                map.keys(),
+                &mt.key_type,
+                key_field.data_type(),
+                mode,
+                file,
+                column,
+            )?;
             let values = conform_type(
                 map.values(),
                 &mt.value_type,
@@ -104,7 +123,8 @@ fn conform_type(
                 file,
                 column,
             )?;
-            let entries_array = StructArray::try_new(entry_fields.clone(), vec![keys, values], None)?;
+            let entries_array =
+                StructArray::try_new(entry_fields.clone(), vec![keys, values], None)?;
             Ok(Arc::new(MapArray::try_new(
                 entries.clone(),
                 map.offsets().clone(),

@@ -14,7 +14,9 @@ pub mod prune;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
+};
 use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use futures::stream::BoxStream;
@@ -98,6 +100,18 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Whether `add` could hold a row matching `predicate` (by partition values and
+    /// statistics; `true` when unsure). Used by conflict detection.
+    #[must_use]
+    pub fn file_may_match(&self, predicate: &Expression, add: &Add) -> bool {
+        let Ok(scan) = self.scan().with_predicate(predicate.clone()).build_for(std::slice::from_ref(add)) else {
+            return true;
+        };
+        scan.files.first().is_none_or(PlannedFile::is_kept)
+    }
+}
+
 impl ScanBuilder {
     /// Keep only rows where `predicate` is true (also used to skip files).
     pub fn with_predicate(mut self, predicate: Expression) -> Self {
@@ -136,6 +150,12 @@ impl ScanBuilder {
     /// [`Error::InvalidArgument`] for unknown columns or a predicate that does not bind;
     /// [`Error::Corrupt`] for partition values that do not parse.
     pub fn build(self) -> Result<Scan> {
+        let files = self.snapshot.files().to_vec();
+        self.build_for(&files)
+    }
+
+    /// Plan over `adds` instead of the snapshot's live files (conflict checks, rewrites).
+    pub(crate) fn build_for(self, adds: &[Add]) -> Result<Scan> {
         let snapshot = self.snapshot;
         let schema = snapshot.schema().clone();
         let table_schema = snapshot.arrow_schema();
@@ -169,7 +189,9 @@ impl ScanBuilder {
         }
         let mut read_fields = Vec::new();
         for name in &needed {
-            let (Some(field), Ok(arrow_field)) = (schema.field(name), table_schema.field_with_name(name)) else {
+            let (Some(field), Ok(arrow_field)) =
+                (schema.field(name), table_schema.field_with_name(name))
+            else {
                 return Err(Error::invalid(format!("unknown column `{name}`")));
             };
             read_fields.push((field.clone(), arrow_field.clone()));
@@ -209,8 +231,8 @@ impl ScanBuilder {
             .collect();
 
         let zone = self.session_time_zone.as_deref();
-        let mut files = Vec::with_capacity(snapshot.files().len());
-        for add in snapshot.files() {
+        let mut files = Vec::with_capacity(adds.len());
+        for add in adds {
             let partition_values = parse_partitions(add, &partition_columns, mode, zone)?;
             let stats = add
                 .stats
@@ -327,7 +349,8 @@ impl Scan {
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let planned = &self.files[index];
         let storage = self.snapshot.storage().clone();
-        let location = storage.resolve_file(&planned.add.path, &format!("add {}", planned.add.path))?;
+        let location =
+            storage.resolve_file(&planned.add.path, &format!("add {}", planned.add.path))?;
         let file_name = storage.display(&location);
         let deleted = match &planned.add.deletion_vector {
             Some(dv) => Some(load_deletion_vector(&storage, dv, &file_name).await?),
@@ -377,8 +400,11 @@ impl Scan {
             .build()
             .map_err(|e| Error::parquet(&file_name, e))?;
         // Position of each file column in the projected batches.
-        let projected_index: HashMap<usize, usize> =
-            roots.iter().enumerate().map(|(pos, root)| (*root, pos)).collect();
+        let projected_index: HashMap<usize, usize> = roots
+            .iter()
+            .enumerate()
+            .map(|(pos, root)| (*root, pos))
+            .collect();
         let scan = self.clone();
         let mut row_offset: u64 = 0;
         let out = stream
@@ -405,7 +431,10 @@ impl Scan {
     }
 
     /// Turn one batch of a file into output rows.
-    #[allow(clippy::too_many_arguments, reason = "private plumbing of one file's read state")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private plumbing of one file's read state"
+    )]
     fn assemble(
         &self,
         index: usize,
@@ -470,7 +499,9 @@ fn int96_hint(schema: &Schema) -> Option<SchemaRef> {
     use arrow::datatypes::{DataType as T, TimeUnit};
     fn fix(dt: &T) -> (T, bool) {
         match dt {
-            T::Timestamp(TimeUnit::Nanosecond, None) => (T::Timestamp(TimeUnit::Microsecond, None), true),
+            T::Timestamp(TimeUnit::Nanosecond, None) => {
+                (T::Timestamp(TimeUnit::Microsecond, None), true)
+            }
             T::Struct(fields) => {
                 let mut changed = false;
                 let fields: Vec<Field> = fields
@@ -489,7 +520,10 @@ fn int96_hint(schema: &Schema) -> Option<SchemaRef> {
             }
             T::Map(f, sorted) => {
                 let (t, c) = fix(f.data_type());
-                (T::Map(Arc::new(f.as_ref().clone().with_data_type(t)), *sorted), c)
+                (
+                    T::Map(Arc::new(f.as_ref().clone().with_data_type(t)), *sorted),
+                    c,
+                )
             }
             other => (other.clone(), false),
         }
@@ -523,7 +557,10 @@ async fn load_deletion_vector(
         .to_owned();
     let location = storage.resolve_file(&relative, &format!("deletion vector of {data_file}"))?;
     let range = dv.byte_range().ok_or_else(|| {
-        Error::corrupt(data_file, "deletion vector descriptor has an invalid offset or size")
+        Error::corrupt(
+            data_file,
+            "deletion vector descriptor has an invalid offset or size",
+        )
     })?;
     let bytes = storage.read_range(&location, range).await?;
     dv.read_range(&bytes, &storage.display(&location))

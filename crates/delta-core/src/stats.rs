@@ -1,0 +1,1 @@
+//! Per-file statistics: collecting `numRecords`, `minValues`, `maxValues` and `nullCount` while writing.

@@ -1,0 +1,1 @@
+//! Writing data files: partitioning, parquet encoding and `add` actions with statistics.
