@@ -1,0 +1,28 @@
+//! `pipeline`: the `medilake` command-line tool (and, later, the EHR medallion pipeline).
+//!
+//! The binary is a thin shell (`src/main.rs`): it parses the command line with [`cli::Cli`],
+//! sets up logging and a tokio runtime, calls [`run`] and turns the outcome into an exit
+//! code (0 success, 1 failure, 2 usage error) and a one-line `error: ...` message.
+//!
+//! Commands (all read-only, on top of `delta_core`):
+//!
+//! ```text
+//! medilake table show     URI [--version N | --timestamp T] [--where EXPR] [--columns a,b]
+//!                             [--limit N] [--format table|jsonl|csv]
+//! medilake table describe URI [--version N | --timestamp T] [--json]
+//! medilake table history  URI [--limit N] [--json]
+//! medilake table files    URI [--version N | --timestamp T] [--where EXPR] [--json]
+//! medilake table log      URI [--version N]
+//! ```
+//!
+//! Global options: `--storage-option KEY=VALUE` (repeatable; object-store settings such as
+//! credentials or regions) and `-v`/`--verbose` (debug logs on stderr).
+//!
+//! Module map: [`cli`] (argument syntax), [`commands`] (what each command does),
+//! [`output`] (how Arrow values become JSON lines, CSV or a text table).
+
+pub mod cli;
+pub mod commands;
+pub mod output;
+
+pub use commands::run;
