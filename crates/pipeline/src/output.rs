@@ -19,12 +19,12 @@
 //! These are the rules of the project's canonical row form (`tests/python/README.md`), so
 //! [`row_to_json`] can be compared with what delta-rs and DuckDB read.
 //!
-//! Rows are objects keyed by column name in schema order. `serde_json::Value` objects sort
-//! their keys (the workspace does not enable serde_json's `preserve_order`, and turning it on
-//! here would change how delta-core serialises actions), so the CLI builds values as
-//! [`Json`], a small order-preserving JSON tree ([`cell_to_ordered_json`],
-//! [`row_to_ordered_json`]), and writes them with serde_json's string and number encoders.
-//! [`cell_to_json`] and [`row_to_json`] return the same values as `serde_json::Value`.
+//! Rows are objects keyed by column name in schema order. Whether a `serde_json::Value`
+//! object keeps insertion order depends on serde_json's `preserve_order` feature, a
+//! workspace-wide setting, so the CLI does not rely on it: it builds values as [`Json`], a
+//! small order-preserving JSON tree ([`cell_to_ordered_json`], [`row_to_ordered_json`]),
+//! and writes them with serde_json's string and number encoders. [`cell_to_json`] and
+//! [`row_to_json`] return the same values as `serde_json::Value`.
 
 use std::fmt::Write as _;
 use std::io::Write;
