@@ -19,6 +19,7 @@ pub mod deletion_vector;
 mod error;
 pub mod expression;
 pub mod log;
+mod operations;
 pub(crate) mod partition;
 pub mod scan;
 pub mod schema;
@@ -27,11 +28,14 @@ mod snapshot;
 pub(crate) mod storage;
 mod table;
 pub mod table_features;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod transaction;
 pub(crate) mod write;
 
 pub use error::{Error, Result, Version};
 pub use snapshot::Snapshot;
 pub use log::conflict::IsolationLevel;
+pub use operations::{OperationReport, SaveMode, WriteBuilder};
 pub use table::{CommitEntry, Table};
 pub use transaction::{Committed, ENGINE_INFO, Transaction};

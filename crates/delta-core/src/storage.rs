@@ -43,8 +43,19 @@ pub fn table_url(location: &str) -> Result<Url> {
     let mut url = match Url::parse(location) {
         Ok(url) if url.scheme().len() > 1 => url,
         _ => {
-            let path = std::path::absolute(location)
+            let absolute = std::path::absolute(location)
                 .map_err(|e| Error::invalid(format!("bad table path {location}: {e}")))?;
+            // Resolve `.` and `..` lexically (the table need not exist yet).
+            let mut path = std::path::PathBuf::new();
+            for component in absolute.components() {
+                match component {
+                    std::path::Component::ParentDir => {
+                        path.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => path.push(other),
+                }
+            }
             Url::from_directory_path(&path)
                 .map_err(|()| Error::invalid(format!("bad table path {location}")))?
         }

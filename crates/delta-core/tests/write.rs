@@ -1,0 +1,227 @@
+//! The write path end to end on local disk: create, append, overwrite (whole, replaceWhere,
+//! dynamic partitions), schema merge, DELETE and UPDATE copy-on-write, constraints,
+//! idempotent app transactions, checkpoints every 10 commits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use delta_core::expression::parse;
+use delta_core::{Error, SaveMode, Table};
+use futures::StreamExt;
+
+fn batch(ids: &[i64], sites: &[Option<&str>]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("site", DataType::Utf8, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(StringArray::from(sites.to_vec())),
+        ],
+    )
+    .unwrap()
+}
+
+fn stream(batches: Vec<RecordBatch>) -> futures::stream::BoxStream<'static, delta_core::Result<RecordBatch>> {
+    futures::stream::iter(batches.into_iter().map(Ok)).boxed()
+}
+
+async fn rows(table: &Table) -> Vec<(i64, Option<String>)> {
+    let snapshot = table.snapshot().await.unwrap();
+    let batches = snapshot.scan().with_columns(["id", "site"]).build().unwrap().collect().await.unwrap();
+    let mut out: Vec<_> = batches
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column(0).as_primitive::<Int64Type>().clone();
+            let sites = b.column(1).as_string::<i32>().clone();
+            (0..b.num_rows())
+                .map(move |i| (ids.value(i), (!sites.is_null(i)).then(|| sites.value(i).to_owned())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn ids(rows: &[(i64, Option<String>)]) -> Vec<i64> {
+    rows.iter().map(|r| r.0).collect()
+}
+
+fn table() -> (tempfile::TempDir, Table) {
+    let dir = tempfile::tempdir().unwrap();
+    let table = Table::open(dir.path().join("t").to_str().unwrap(), &HashMap::new()).unwrap();
+    (dir, table)
+}
+
+#[tokio::test]
+async fn create_append_overwrite_and_time_travel() {
+    let (_dir, table) = table();
+    let r = table
+        .write()
+        .with_partition_columns(["site"])
+        .execute(stream(vec![batch(&[1, 2, 3], &[Some("north"), Some("a/b %x"), None])]))
+        .await
+        .unwrap();
+    assert_eq!(r.version, Some(0));
+    assert_eq!(r.files_added, 3);
+    let r = table.write().execute(stream(vec![batch(&[4], &[Some("north")])])).await.unwrap();
+    assert_eq!(r.version, Some(1));
+    assert_eq!(ids(&rows(&table).await), vec![1, 2, 3, 4]);
+    let r = table
+        .write()
+        .with_mode(SaveMode::Overwrite)
+        .execute(stream(vec![batch(&[9], &[Some("south")])]))
+        .await
+        .unwrap();
+    assert_eq!(r.files_removed, 4);
+    assert_eq!(ids(&rows(&table).await), vec![9]);
+    let v1 = table.snapshot_at(1).await.unwrap();
+    assert_eq!(v1.files().len(), 4);
+    let history = table.history(None).await.unwrap();
+    let ops: Vec<_> = history
+        .iter()
+        .map(|h| h.commit_info.as_ref().unwrap().operation().unwrap().to_owned())
+        .collect();
+    assert_eq!(ops, vec!["WRITE", "WRITE", "CREATE TABLE AS SELECT"]);
+    let info = history[0].commit_info.as_ref().unwrap();
+    assert_eq!(info.0["engineInfo"], delta_core::ENGINE_INFO);
+    assert_eq!(info.0["isBlindAppend"], false);
+    assert_eq!(history[1].commit_info.as_ref().unwrap().0["isBlindAppend"], true);
+}
+
+#[tokio::test]
+async fn replace_where_and_dynamic_partition_overwrite() {
+    let (_dir, table) = table();
+    table
+        .write()
+        .with_partition_columns(["site"])
+        .execute(stream(vec![batch(&[1, 2, 3, 4], &[Some("a"), Some("a"), Some("b"), Some("c")])]))
+        .await
+        .unwrap();
+    // Rows written must satisfy replaceWhere.
+    let err = table
+        .write()
+        .with_replace_where(parse("id >= 2").unwrap())
+        .execute(stream(vec![batch(&[1, 20], &[Some("a"), Some("a")])]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ConstraintViolation { violations: 1, .. }), "{err}");
+    table
+        .write()
+        .with_replace_where(parse("id >= 2").unwrap())
+        .execute(stream(vec![batch(&[20, 30], &[Some("a"), Some("z")])]))
+        .await
+        .unwrap();
+    assert_eq!(ids(&rows(&table).await), vec![1, 20, 30]);
+    table
+        .write()
+        .with_dynamic_partition_overwrite()
+        .execute(stream(vec![batch(&[100], &[Some("a")])]))
+        .await
+        .unwrap();
+    assert_eq!(ids(&rows(&table).await), vec![30, 100]);
+}
+
+#[tokio::test]
+async fn schema_merge_only_when_asked() {
+    let (_dir, table) = table();
+    table.write().execute(stream(vec![batch(&[1], &[Some("a")])])).await.unwrap();
+    let wide = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("site", DataType::Utf8, true),
+            Field::new("extra", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(StringArray::from(vec!["b"])),
+            Arc::new(StringArray::from(vec!["x"])),
+        ],
+    )
+    .unwrap();
+    let err = table.write().execute(stream(vec![wide.clone()])).await.unwrap_err();
+    assert!(err.to_string().contains("extra"), "{err}");
+    table.write().with_merge_schema(true).execute(stream(vec![wide])).await.unwrap();
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.schema().fields.len(), 3);
+    assert_eq!(ids(&rows(&table).await), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn delete_and_update_copy_on_write() {
+    let (_dir, table) = table();
+    table
+        .write()
+        .with_partition_columns(["site"])
+        .execute(stream(vec![batch(&[1, 2, 3, 4, 5, 6], &[Some("a"), Some("a"), Some("b"), Some("b"), Some("c"), None])]))
+        .await
+        .unwrap();
+    // Whole partition: removed without rewriting.
+    let r = table.delete(Some(parse("site = 'a'").unwrap())).await.unwrap();
+    assert_eq!((r.files_removed, r.files_added, r.rows_affected), (1, 0, 2));
+    // Part of a file: rewritten.
+    let r = table.delete(Some(parse("id = 3").unwrap())).await.unwrap();
+    assert_eq!((r.files_removed, r.files_added, r.rows_affected, r.rows_copied), (1, 1, 1, 1));
+    // Nothing matches: no commit.
+    let before = table.snapshot().await.unwrap().version();
+    let r = table.delete(Some(parse("id = 99").unwrap())).await.unwrap();
+    assert_eq!(r.version, None);
+    assert_eq!(table.snapshot().await.unwrap().version(), before);
+    let r = table
+        .update(&[("id".to_owned(), parse("100").unwrap())], Some(parse("id = 5").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(r.rows_affected, 1);
+    assert_eq!(
+        rows(&table).await,
+        vec![(4, Some("b".to_owned())), (6, None), (100, Some("c".to_owned()))]
+    );
+    let last = table.history(Some(1)).await.unwrap();
+    let info = last[0].commit_info.as_ref().unwrap();
+    assert_eq!(info.operation(), Some("UPDATE"));
+    assert_eq!(info.0["operationMetrics"]["numUpdatedRows"], "1");
+}
+
+#[tokio::test]
+async fn constraints_block_bad_writes_and_nothing_becomes_visible() {
+    let (_dir, table) = table();
+    table.write().execute(stream(vec![batch(&[1, 2], &[Some("a"), Some("b")])])).await.unwrap();
+    let err = table.add_constraint("positive", "id > 1").await.unwrap_err();
+    assert!(matches!(err, Error::ConstraintViolation { violations: 1, .. }), "{err}");
+    table.add_constraint("positive", "id > 0").await.unwrap();
+    let version = table.snapshot().await.unwrap().version();
+    let err = table
+        .write()
+        .execute(stream(vec![batch(&[5, -1, -2], &[Some("a"), Some("b"), None])]))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::ConstraintViolation { violations: 2, .. }), "{msg}");
+    assert!(msg.contains("positive"), "{msg}");
+    assert_eq!(table.snapshot().await.unwrap().version(), version);
+    assert_eq!(ids(&rows(&table).await), vec![1, 2]);
+    table.set_properties(&[("delta.appendOnly".to_owned(), "true".to_owned())]).await.unwrap();
+    let err = table.delete(Some(parse("id = 1").unwrap())).await.unwrap_err();
+    assert!(err.to_string().contains("appendOnly"), "{err}");
+}
+
+#[tokio::test]
+async fn app_transactions_and_automatic_checkpoints() {
+    let (_dir, table) = table();
+    for i in 0..12i64 {
+        table
+            .write()
+            .with_app_transaction("ingest", i)
+            .execute(stream(vec![batch(&[i], &[Some("a")])]))
+            .await
+            .unwrap();
+    }
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.app_transaction_version("ingest"), Some(11));
+    assert_eq!(snapshot.log_segment().checkpoint_version(), Some(10));
+    assert_eq!(ids(&rows(&table).await).len(), 12);
+}
