@@ -291,7 +291,12 @@ const CHECKPOINT_WRITE_ROWS: usize = 16_384;
 /// [`Error::Arrow`] / [`Error::Parquet`] if encoding fails (a bug, not bad input).
 pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
     use crate::action::Remove;
-    let schema = checkpoint_schema();
+    let typed = TypedColumns::of(state);
+    let schema = match &typed {
+        Some(t) => t.extend_schema(&checkpoint_schema()),
+        None => checkpoint_schema(),
+    };
+    let base = checkpoint_schema();
     let mut actions: Vec<Action> =
         Vec::with_capacity(state.files.len() + state.tombstones.len() + 2);
     actions.push(Action::Protocol(state.protocol.clone()));
@@ -316,7 +321,7 @@ pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
     let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), Some(props))
         .map_err(|e| Error::parquet("checkpoint", e))?;
     for chunk in actions.chunks(CHECKPOINT_WRITE_ROWS) {
-        let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+        let mut decoder = arrow::json::ReaderBuilder::new(base.clone())
             .with_batch_size(CHECKPOINT_WRITE_ROWS)
             .build_decoder()?;
         let mut lines = Vec::new();
@@ -328,6 +333,10 @@ pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
         }
         decoder.decode(&lines)?;
         if let Some(batch) = decoder.flush()? {
+            let batch = match &typed {
+                Some(t) => t.add_to(&batch, chunk, &schema)?,
+                None => batch,
+            };
             writer
                 .write(&batch)
                 .map_err(|e| Error::parquet("checkpoint", e))?;
@@ -337,4 +346,212 @@ pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
         .close()
         .map_err(|e| Error::parquet("checkpoint", e))?;
     Ok(out)
+}
+
+/// The typed `add.stats_parsed` and `add.partitionValues_parsed` columns of a checkpoint
+/// (physical column names), so readers can skip files without parsing JSON.
+struct TypedColumns {
+    stats: Option<arrow::datatypes::Field>,
+    partitions: Option<(arrow::datatypes::Field, Vec<(String, String, arrow::datatypes::DataType)>)>,
+}
+
+impl TypedColumns {
+    fn of(state: &crate::log::TableState) -> Option<Self> {
+        use crate::schema::{ColumnMappingMode, StructType, to_arrow_schema};
+        use arrow::datatypes::{DataType as T, Field, Fields};
+        let schema = StructType::parse(&state.metadata.schema_string).ok()?;
+        let mode = state
+            .metadata
+            .property("delta.columnMapping.mode")
+            .map_or(Ok(ColumnMappingMode::None), ColumnMappingMode::parse)
+            .ok()?;
+        let logical = to_arrow_schema(&schema).ok()?;
+        let partition_columns = &state.metadata.partition_columns;
+        // min/max: orderable leaf types; nullCount: every leaf, as long.
+        fn bounds(t: &T) -> Option<T> {
+            match t {
+                T::Struct(fields) => {
+                    let children: Vec<Field> = fields
+                        .iter()
+                        .filter_map(|f| bounds(f.data_type()).map(|t| Field::new(f.name(), t, true)))
+                        .collect();
+                    (!children.is_empty()).then(|| T::Struct(Fields::from(children)))
+                }
+                T::Boolean | T::Binary | T::List(_) | T::Map(_, _) | T::Null => None,
+                other => Some(other.clone()),
+            }
+        }
+        fn counts(t: &T) -> T {
+            match t {
+                T::Struct(fields) => T::Struct(Fields::from(
+                    fields
+                        .iter()
+                        .map(|f| Field::new(f.name(), counts(f.data_type()), true))
+                        .collect::<Vec<_>>(),
+                )),
+                _ => T::Int64,
+            }
+        }
+        let physical = crate::schema::to_physical_arrow_schema(&schema, mode).ok()?;
+        let mut min_fields = Vec::new();
+        let mut count_fields = Vec::new();
+        let mut partition_fields = Vec::new();
+        let mut partition_specs = Vec::new();
+        for (field, physical_field) in schema.fields.iter().zip(physical.fields()) {
+            let name = physical_field.name();
+            let logical_type = logical.field_with_name(&field.name).ok()?.data_type().clone();
+            if partition_columns.contains(&field.name) {
+                partition_fields.push(Field::new(name, logical_type.clone(), true));
+                partition_specs.push((field.name.clone(), name.clone(), logical_type));
+                continue;
+            }
+            if let Some(t) = bounds(&logical_type) {
+                min_fields.push(Field::new(name, t, true));
+            }
+            count_fields.push(Field::new(name, counts(&logical_type), true));
+        }
+        let stats = (!count_fields.is_empty()).then(|| {
+            let mut fields = vec![Field::new("numRecords", T::Int64, true)];
+            if !min_fields.is_empty() {
+                fields.push(Field::new("minValues", T::Struct(Fields::from(min_fields.clone())), true));
+                fields.push(Field::new("maxValues", T::Struct(Fields::from(min_fields)), true));
+            }
+            fields.push(Field::new("nullCount", T::Struct(Fields::from(count_fields)), true));
+            Field::new("stats_parsed", T::Struct(Fields::from(fields)), true)
+        });
+        let partitions = (!partition_fields.is_empty()).then(|| {
+            (
+                Field::new("partitionValues_parsed", T::Struct(Fields::from(partition_fields)), true),
+                partition_specs,
+            )
+        });
+        Some(Self { stats, partitions })
+    }
+
+    fn extend_schema(&self, base: &arrow::datatypes::SchemaRef) -> arrow::datatypes::SchemaRef {
+        use arrow::datatypes::{DataType as T, Field, Fields, Schema};
+        let fields: Vec<Field> = base
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.name() != "add" {
+                    return f.as_ref().clone();
+                }
+                let T::Struct(children) = f.data_type() else {
+                    return f.as_ref().clone();
+                };
+                let mut children: Vec<Field> = children.iter().map(|c| c.as_ref().clone()).collect();
+                children.extend(self.partitions.as_ref().map(|p| p.0.clone()));
+                children.extend(self.stats.clone());
+                Field::new("add", T::Struct(Fields::from(children)), true)
+            })
+            .collect();
+        std::sync::Arc::new(Schema::new(fields))
+    }
+
+    /// Append the typed children to the `add` column of `batch` (rows = `actions`).
+    fn add_to(
+        &self,
+        batch: &RecordBatch,
+        actions: &[Action],
+        schema: &arrow::datatypes::SchemaRef,
+    ) -> Result<RecordBatch> {
+        use arrow::array::{Array, ArrayRef, AsArray, StructArray, new_null_array};
+        let rows: Vec<Option<&crate::action::Add>> = actions
+            .iter()
+            .filter(|a| a.to_json_value().is_some())
+            .map(|a| match a {
+                Action::Add(add) => Some(add),
+                _ => None,
+            })
+            .collect();
+        let index = batch.schema().index_of("add")?;
+        let add = batch.column(index).as_struct();
+        let arrow::datatypes::DataType::Struct(target_fields) =
+            schema.field(index).data_type().clone()
+        else {
+            return Ok(batch.clone());
+        };
+        let mut children: Vec<ArrayRef> = add.columns().to_vec();
+        if let Some((field, specs)) = &self.partitions {
+            let arrow::datatypes::DataType::Struct(fields) = field.data_type() else {
+                return Ok(batch.clone());
+            };
+            let mut columns = Vec::with_capacity(specs.len());
+            for (logical, physical, data_type) in specs {
+                let mut values: Vec<ArrayRef> = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let value = match row {
+                        Some(add) => {
+                            let raw = add
+                                .partition_values
+                                .get(physical)
+                                .or_else(|| add.partition_values.get(logical))
+                                .and_then(Option::as_deref);
+                            crate::partition::parse_partition_value(raw, data_type, logical, None)
+                                .unwrap_or_else(|_| new_null_array(data_type, 1))
+                        }
+                        None => new_null_array(data_type, 1),
+                    };
+                    values.push(value);
+                }
+                let refs: Vec<&dyn Array> = values.iter().map(AsRef::as_ref).collect();
+                columns.push(arrow::compute::concat(&refs)?);
+            }
+            children.push(std::sync::Arc::new(StructArray::try_new(
+                fields.clone(),
+                columns,
+                add.nulls().cloned(),
+            )?));
+        }
+        if let Some(field) = &self.stats {
+            let stats_schema = std::sync::Arc::new(arrow::datatypes::Schema::new(match field.data_type() {
+                arrow::datatypes::DataType::Struct(f) => f.clone(),
+                _ => arrow::datatypes::Fields::empty(),
+            }));
+            let mut lines = Vec::new();
+            for row in &rows {
+                match row.and_then(|a| a.stats.as_deref()) {
+                    Some(stats) if !stats.contains('\n') => lines.extend_from_slice(stats.as_bytes()),
+                    _ => lines.extend_from_slice(b"{}"),
+                }
+                lines.push(b'\n');
+            }
+            let decoded = arrow::json::ReaderBuilder::new(stats_schema.clone())
+                .with_batch_size(rows.len().max(1))
+                .with_strict_mode(false)
+                .build_decoder()
+                .and_then(|mut d| {
+                    d.decode(&lines)?;
+                    d.flush()
+                });
+            let parsed: ArrayRef = match decoded {
+                Ok(Some(stats)) if stats.num_rows() == rows.len() => std::sync::Arc::new(StructArray::try_new(
+                    stats_schema.fields().clone(),
+                    stats.columns().to_vec(),
+                    add.nulls().cloned(),
+                )?),
+                // Stats another writer wrote that do not decode: leave the typed form out
+                // (the JSON form is still there).
+                _ => new_null_array(field.data_type(), rows.len()),
+            };
+            children.push(parsed);
+        }
+        let new_add = StructArray::try_new(target_fields, children, add.nulls().cloned())?;
+        let mut columns = batch.columns().to_vec();
+        columns[index] = std::sync::Arc::new(new_add);
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    #[test]
+    fn typed_columns_exist_for_a_plain_schema() {
+        let mut state = crate::log::TableState::default();
+        state.metadata.schema_string = r#"{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}},{"name":"site","type":"string","nullable":true,"metadata":{}}]}"#.into();
+        state.metadata.partition_columns = vec!["site".into()];
+        let typed = super::TypedColumns::of(&state).expect("typed columns");
+        assert!(typed.stats.is_some() && typed.partitions.is_some());
+    }
 }

@@ -215,27 +215,27 @@ mod tests {
         let delete_a = vec![info("DELETE", false), remove("a", true), add("a2")];
         let optimize_a = vec![info("OPTIMIZE", false), remove("a", false), Action::Add(Add { path: "big".into(), data_change: false, ..Add::default() })];
         let metadata = vec![info("SET TBLPROPERTIES", false), Action::Metadata(Metadata::default())];
-        let cases: Vec<(&str, &ReadFootprint, IsolationLevel, &Vec<Action>, &dyn Fn(&Add) -> bool, bool)> = vec![
-            ("append vs append", &blind_append(), WS, &append, &all, true),
-            ("append vs append (S)", &blind_append(), S, &append, &all, true),
-            ("delete vs blind append WS", &delete_of(&["a"]), WS, &append, &all, true),
-            ("delete vs blind append S, matching", &delete_of(&["a"]), S, &append, &all, false),
-            ("delete vs blind append S, not matching", &delete_of(&["a"]), S, &append, &none, true),
-            ("delete vs reading append, matching", &delete_of(&["a"]), WS, &read_append, &all, false),
-            ("delete vs reading append, not matching", &delete_of(&["a"]), WS, &read_append, &none, true),
-            ("delete vs delete same file", &delete_of(&["a"]), WS, &delete_a, &none, false),
-            ("delete vs delete other file", &delete_of(&["b"]), WS, &delete_a, &none, true),
-            ("delete vs optimize same file", &delete_of(&["a"]), WS, &optimize_a, &none, false),
-            ("delete vs optimize other file", &delete_of(&["b"]), WS, &optimize_a, &none, true),
-            ("optimize vs append", &optimize_of(&["a"]), WS, &append, &all, true),
-            ("optimize vs delete same file", &optimize_of(&["a"]), WS, &delete_a, &none, false),
-            ("optimize vs delete other file", &optimize_of(&["b"]), WS, &delete_a, &none, true),
-            ("append vs delete", &blind_append(), WS, &delete_a, &all, true),
-            ("append vs metadata", &blind_append(), WS, &metadata, &all, false),
-            ("delete vs metadata", &delete_of(&["a"]), S, &metadata, &none, false),
+        let cases: Vec<(&str, ReadFootprint, IsolationLevel, &Vec<Action>, &dyn Fn(&Add) -> bool, bool)> = vec![
+            ("append vs append", blind_append(), WS, &append, &all, true),
+            ("append vs append (S)", blind_append(), S, &append, &all, true),
+            ("delete vs blind append WS", delete_of(&["a"]), WS, &append, &all, true),
+            ("delete vs blind append S, matching", delete_of(&["a"]), S, &append, &all, false),
+            ("delete vs blind append S, not matching", delete_of(&["a"]), S, &append, &none, true),
+            ("delete vs reading append, matching", delete_of(&["a"]), WS, &read_append, &all, false),
+            ("delete vs reading append, not matching", delete_of(&["a"]), WS, &read_append, &none, true),
+            ("delete vs delete same file", delete_of(&["a"]), WS, &delete_a, &none, false),
+            ("delete vs delete other file", delete_of(&["b"]), WS, &delete_a, &none, true),
+            ("delete vs optimize same file", delete_of(&["a"]), WS, &optimize_a, &none, false),
+            ("delete vs optimize other file", delete_of(&["b"]), WS, &optimize_a, &none, true),
+            ("optimize vs append", optimize_of(&["a"]), WS, &append, &all, true),
+            ("optimize vs delete same file", optimize_of(&["a"]), WS, &delete_a, &none, false),
+            ("optimize vs delete other file", optimize_of(&["b"]), WS, &delete_a, &none, true),
+            ("append vs delete", blind_append(), WS, &delete_a, &all, true),
+            ("append vs metadata", blind_append(), WS, &metadata, &all, false),
+            ("delete vs metadata", delete_of(&["a"]), S, &metadata, &none, false),
         ];
         for (name, ours, level, winner, matches, ok) in cases {
-            let result = check(ours, level, 7, winner, matches);
+            let result = check(&ours, level, 7, winner, matches);
             assert_eq!(result.is_ok(), ok, "{name}: {result:?}");
             if let Err(e) = result {
                 assert!(e.to_string().contains("version 7"), "{name}: {e}");
