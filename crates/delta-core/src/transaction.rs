@@ -320,6 +320,9 @@ impl Transaction {
             match outcome {
                 PutOutcome::Written => {
                     tracing::debug!(version, attempts, "committed");
+                    if attempts == 1 {
+                        self.write_checksum(version, &txn_id, ict).await;
+                    }
                     let checkpointed = self.after_commit(version, checkpoint_interval).await;
                     return Ok(Committed {
                         version,
@@ -364,6 +367,57 @@ impl Transaction {
         let cap = exp.min(MAX_BACKOFF_MS);
         let jitter = self.clock.unique_id().as_u64_pair().1 % cap.max(1);
         tokio::time::sleep(Duration::from_millis(cap / 2 + jitter / 2)).await;
+    }
+
+    /// Write the version checksum `<v>.crc` when it is cheap: the commit applied directly on
+    /// top of the read snapshot, so the new state is that snapshot plus our actions. Never
+    /// overwrites (put-if-absent) and never fails the commit.
+    async fn write_checksum(&self, version: Version, txn_id: &str, ict: Option<i64>) {
+        let (Some(protocol), Some(metadata)) = self.effective_protocol_metadata() else {
+            return;
+        };
+        let key = |path: &str, dv: Option<&crate::deletion_vector::DeletionVectorDescriptor>| {
+            (crate::log::canonical_path(path), dv.map(crate::deletion_vector::DeletionVectorDescriptor::unique_id))
+        };
+        let mut live: std::collections::HashMap<_, i64> = self
+            .read_snapshot
+            .as_ref()
+            .map(|s| {
+                s.files()
+                    .iter()
+                    .map(|a| (key(&a.path, a.deletion_vector.as_ref()), a.size))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for action in &self.actions {
+            match action {
+                Action::Remove(r) => {
+                    live.remove(&key(&r.path, r.deletion_vector.as_ref()));
+                }
+                Action::Add(a) => {
+                    let path_key = key(&a.path, a.deletion_vector.as_ref());
+                    live.retain(|k, _| k.0 != path_key.0);
+                    live.insert(path_key, a.size);
+                }
+                _ => {}
+            }
+        }
+        let mut crc = serde_json::json!({
+            "txnId": txn_id,
+            "tableSizeBytes": live.values().sum::<i64>(),
+            "numFiles": live.len(),
+            "numMetadata": 1,
+            "numProtocol": 1,
+            "metadata": metadata,
+            "protocol": protocol,
+        });
+        if let (Some(ict), Some(map)) = (ict, crc.as_object_mut()) {
+            map.insert("inCommitTimestampOpt".to_owned(), ict.into());
+        }
+        let location = self.storage.log_location(&LogPath::Checksum(version).file_name());
+        if let Err(e) = self.storage.put_if_absent(&location, crc.to_string().into_bytes().into()).await {
+            tracing::debug!(version, error = %e, "version checksum not written");
+        }
     }
 
     /// Post-commit work that must never fail the commit: checkpoint and log cleanup.
