@@ -134,14 +134,13 @@ fn normalise_add(body: &mut serde_json::Value) {
     let parsed = obj.remove("stats_parsed");
     obj.remove("partitionValues_parsed");
     let has_stats = obj.get("stats").is_some_and(|s| !s.is_null());
-    if !has_stats {
-        if let Some(parsed) = parsed.filter(|p| p.is_object()) {
+    if !has_stats
+        && let Some(parsed) = parsed.filter(|p| p.is_object()) {
             obj.insert(
                 "stats".to_owned(),
                 serde_json::Value::String(parsed.to_string()),
             );
         }
-    }
 }
 
 /// Read a sidecar (`_delta_log/_sidecars/<path>`) of a V2 checkpoint.
@@ -352,8 +351,11 @@ pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
 /// (physical column names), so readers can skip files without parsing JSON.
 struct TypedColumns {
     stats: Option<arrow::datatypes::Field>,
-    partitions: Option<(arrow::datatypes::Field, Vec<(String, String, arrow::datatypes::DataType)>)>,
+    partitions: Option<(arrow::datatypes::Field, Vec<PartitionSpec>)>,
 }
+
+/// A partition column: logical name, physical name, logical type.
+type PartitionSpec = (String, String, arrow::datatypes::DataType);
 
 impl TypedColumns {
     fn of(state: &crate::log::TableState) -> Option<Self> {

@@ -191,15 +191,14 @@ impl WriteBuilder {
                 (txn, schema, partition_columns, metadata)
             }
             Some(snapshot) => {
-                if let Some(cols) = &self.partition_columns {
-                    if cols != snapshot.partition_columns() {
+                if let Some(cols) = &self.partition_columns
+                    && cols != snapshot.partition_columns() {
                         return Err(Error::invalid(format!(
                             "the table is partitioned by {:?}, not {:?}",
                             snapshot.partition_columns(),
                             cols
                         )));
                     }
-                }
                 let mut schema = snapshot.schema().clone();
                 let mut metadata = snapshot.metadata().clone();
                 let mut txn = self.table.transaction(snapshot).with_operation("WRITE");
@@ -387,13 +386,12 @@ fn new_table_actions(
     if properties.keys().any(|k| k.starts_with("delta.constraints.")) {
         writer_features.push("checkConstraints".to_owned());
     }
-    if let Some(mode) = properties.get("delta.columnMapping.mode") {
-        if !mode.eq_ignore_ascii_case("none") {
+    if let Some(mode) = properties.get("delta.columnMapping.mode")
+        && !mode.eq_ignore_ascii_case("none") {
             return Err(Error::invalid(
                 "creating tables with column mapping is not supported yet; create it without delta.columnMapping.mode",
             ));
         }
-    }
     let protocol = if reader_features.is_empty() && writer_features.is_empty() {
         Protocol {
             min_reader_version: 1,

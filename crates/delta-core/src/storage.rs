@@ -179,8 +179,8 @@ impl Storage {
     /// [`Error::Corrupt`] naming `context` (the log file or action) when the path escapes
     /// the root or points to another store.
     pub fn resolve_file(&self, path: &str, context: &str) -> Result<Path> {
-        if let Ok(url) = Url::parse(path) {
-            if url.scheme().len() > 1 {
+        if let Ok(url) = Url::parse(path)
+            && url.scheme().len() > 1 {
                 let root = self.url.as_str();
                 let absolute = url.as_str();
                 return match absolute.strip_prefix(root) {
@@ -191,7 +191,6 @@ impl Storage {
                     )),
                 };
             }
-        }
         if path.starts_with('/') {
             return Err(Error::corrupt(
                 context,
@@ -293,11 +292,6 @@ impl Storage {
         }
     }
 
-    /// The table root as a store path.
-    #[must_use]
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
 
     /// List `_delta_log` entries whose version is at least `from` (all when `None`).
     ///
@@ -329,11 +323,10 @@ impl Storage {
             let Some(log_path) = LogPath::parse(name) else {
                 continue;
             };
-            if let (Some(min), Some(v)) = (from, log_path.version()) {
-                if v < min {
+            if let (Some(min), Some(v)) = (from, log_path.version())
+                && v < min {
                     continue;
                 }
-            }
             files.push(LogFile {
                 log_path,
                 location: meta.location.to_string(),

@@ -422,7 +422,7 @@ impl Transaction {
 
     /// Post-commit work that must never fail the commit: checkpoint and log cleanup.
     async fn after_commit(&self, version: Version, interval: u64) -> bool {
-        if version == 0 || version % interval != 0 {
+        if version == 0 || !version.is_multiple_of(interval) {
             return false;
         }
         let table = crate::Table::from_storage(self.storage.clone(), self.clock.clone());

@@ -215,7 +215,8 @@ mod tests {
         let delete_a = vec![info("DELETE", false), remove("a", true), add("a2")];
         let optimize_a = vec![info("OPTIMIZE", false), remove("a", false), Action::Add(Add { path: "big".into(), data_change: false, ..Add::default() })];
         let metadata = vec![info("SET TBLPROPERTIES", false), Action::Metadata(Metadata::default())];
-        let cases: Vec<(&str, ReadFootprint, IsolationLevel, &Vec<Action>, &dyn Fn(&Add) -> bool, bool)> = vec![
+        type Case<'a> = (&'a str, ReadFootprint, IsolationLevel, &'a Vec<Action>, &'a dyn Fn(&Add) -> bool, bool);
+        let cases: Vec<Case<'_>> = vec![
             ("append vs append", blind_append(), WS, &append, &all, true),
             ("append vs append (S)", blind_append(), S, &append, &all, true),
             ("delete vs blind append WS", delete_of(&["a"]), WS, &append, &all, true),

@@ -25,8 +25,8 @@ pub(crate) fn find_physical(
     field: &StructField,
     mode: ColumnMappingMode,
 ) -> Option<usize> {
-    if mode == ColumnMappingMode::Id {
-        if let Some(id) = field.field_id() {
+    if mode == ColumnMappingMode::Id
+        && let Some(id) = field.field_id() {
             let wanted = id.to_string();
             if let Some(i) = fields
                 .iter()
@@ -35,7 +35,6 @@ pub(crate) fn find_physical(
                 return Some(i);
             }
         }
-    }
     let name = field.physical_name(mode);
     fields.iter().position(|f| f.name() == name).or_else(|| {
         fields

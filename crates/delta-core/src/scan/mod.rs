@@ -180,11 +180,10 @@ impl ScanBuilder {
         let mut needed = output_names.clone();
         if let Some(p) = &self.predicate {
             for c in p.columns() {
-                if let Some(f) = schema.field(&c) {
-                    if !needed.contains(&f.name) {
+                if let Some(f) = schema.field(&c)
+                    && !needed.contains(&f.name) {
                         needed.push(f.name.clone());
                     }
-                }
             }
         }
         let mut read_fields = Vec::new();
