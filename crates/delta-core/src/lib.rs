@@ -31,6 +31,7 @@ pub mod table_features;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod transaction;
+mod vacuum;
 pub(crate) mod write;
 
 pub use error::{Error, Result, Version};
@@ -39,3 +40,4 @@ pub use log::conflict::IsolationLevel;
 pub use operations::{OperationReport, SaveMode, WriteBuilder};
 pub use table::{CommitEntry, Table};
 pub use transaction::{Committed, ENGINE_INFO, Transaction};
+pub use vacuum::{VacuumBuilder, VacuumReport};

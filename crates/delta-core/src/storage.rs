@@ -27,6 +27,19 @@ pub enum PutOutcome {
     AlreadyExists,
 }
 
+/// An object found by [`Storage::list_files`].
+#[derive(Clone, Debug)]
+pub(crate) struct ListedFile {
+    /// Path segments below the table root (raw, as on disk).
+    pub(crate) relative: Vec<String>,
+    /// The store location.
+    pub(crate) location: Path,
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// Last modification in milliseconds since the epoch.
+    pub(crate) last_modified_ms: i64,
+}
+
 /// A store and the root of one table in it.
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -292,6 +305,30 @@ impl Storage {
         }
     }
 
+
+    /// List every object under the table root (recursively), with paths relative to it.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on store failures.
+    pub(crate) async fn list_files(&self) -> Result<Vec<ListedFile>> {
+        let prefix = (!self.root.as_ref().is_empty()).then_some(&self.root);
+        let root_parts = self.root.parts().count();
+        let metas: Vec<_> = self.store.list(prefix).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .map(|meta| ListedFile {
+                relative: meta
+                    .location
+                    .parts()
+                    .skip(root_parts)
+                    .map(|p| p.as_ref().to_owned())
+                    .collect(),
+                location: meta.location,
+                size: meta.size,
+                last_modified_ms: meta.last_modified.timestamp_millis(),
+            })
+            .collect())
+    }
 
     /// List `_delta_log` entries whose version is at least `from` (all when `None`).
     ///
