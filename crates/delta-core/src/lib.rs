@@ -15,6 +15,7 @@
 pub mod action;
 mod checkpoint;
 pub mod clock;
+mod clustering;
 pub mod deletion_vector;
 mod error;
 pub mod expression;
@@ -34,6 +35,7 @@ mod transaction;
 mod vacuum;
 pub(crate) mod write;
 
+pub use clustering::{ClusteringReport, ProbeStats};
 pub use error::{Error, Result, Version};
 pub use snapshot::Snapshot;
 pub use log::conflict::IsolationLevel;
