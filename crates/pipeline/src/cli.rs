@@ -7,7 +7,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-/// `medilake`: inspect and read Delta Lake tables.
+/// `medilake`: inspect, read and write Delta Lake tables.
 #[derive(Debug, Parser)]
 #[command(name = "medilake", version, about, long_about = None)]
 pub struct Cli {
@@ -32,7 +32,7 @@ pub struct Cli {
 /// Top-level command groups.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read and inspect one Delta table.
+    /// Read, inspect and write one Delta table.
     #[command(subcommand)]
     Table(TableCommand),
 }
@@ -50,6 +50,18 @@ pub enum TableCommand {
     Files(FilesArgs),
     /// Explain the actions of one commit, action by action.
     Log(LogArgs),
+    /// Write rows from JSON-lines, CSV or parquet files (creates the table if needed).
+    Write(WriteArgs),
+    /// Delete the rows matching a predicate (copy-on-write).
+    Delete(DeleteArgs),
+    /// Set columns of the rows matching a predicate (copy-on-write).
+    Update(UpdateArgs),
+    /// Write a checkpoint of the latest version now.
+    Checkpoint(CheckpointArgs),
+    /// Set table properties (`delta.*` or user keys) in a metadata-only commit.
+    SetProperty(SetPropertyArgs),
+    /// Add a CHECK constraint, after checking every existing row against it.
+    AddConstraint(AddConstraintArgs),
 }
 
 /// Which snapshot to read: latest, a version, or the version in force at a time.
@@ -168,6 +180,181 @@ pub struct LogArgs {
     pub version: Option<u64>,
 }
 
+/// Format of the input files of `table write`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// One JSON object per line (`.jsonl`, `.ndjson`, `.json`).
+    Jsonl,
+    /// Comma-separated values with a header line (`.csv`).
+    Csv,
+    /// Apache Parquet (`.parquet`).
+    Parquet,
+}
+
+/// How `table write` treats the rows already in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WriteMode {
+    /// Add the rows.
+    Append,
+    /// Replace the rows: all of them, those matching --replace-where, or (with
+    /// --dynamic-partition-overwrite) those in the partitions the input touches.
+    Overwrite,
+}
+
+/// Arguments of `table write`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Column types: when the table is created (and for the columns --merge-schema adds), they are \
+inferred from the first 1000 records of every input file; when the table exists, its own \
+column types are used.
+
+JSON lines: integers become long, other numbers double, true/false boolean, objects structs, \
+arrays arrays, and everything else string: arrow-json infers timestamps and dates as strings. \
+Into an existing table, JSON strings are parsed as its timestamp, date and decimal columns \
+(text without an offset is UTC).
+
+CSV (with a header line): integers become long, other numbers double, true/false boolean, \
+YYYY-MM-DD date, and timestamps timestamp (text without an offset is read as UTC); the \
+rest string.
+
+Parquet: the file's own types (unsigned integers widened to signed ones).")]
+pub struct WriteArgs {
+    /// Table location: a local path or a file://, s3://, az://, abfss:// or gs:// URL.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Input files, read in this order (repeatable; `--input a.jsonl b.jsonl` works too).
+    #[arg(long, short = 'i', value_name = "FILE", required = true, num_args = 1..)]
+    pub input: Vec<String>,
+
+    /// Format of every input file (default: from each file's extension).
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+
+    /// Append (default) or overwrite.
+    #[arg(long, value_enum)]
+    pub mode: Option<WriteMode>,
+
+    /// Partition columns of a new table (an existing table must already be partitioned so).
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
+    pub partition_by: Option<Vec<String>>,
+
+    /// Overwrite only the rows matching this SQL predicate; every input row must match it.
+    #[arg(
+        long,
+        value_name = "EXPR",
+        conflicts_with = "dynamic_partition_overwrite"
+    )]
+    pub replace_where: Option<String>,
+
+    /// Overwrite only the partitions the input rows fall in.
+    #[arg(long)]
+    pub dynamic_partition_overwrite: bool,
+
+    /// Add input columns the table lacks (as nullable columns) instead of failing.
+    #[arg(long)]
+    pub merge_schema: bool,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table delete`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rows").required(true).args(["predicate", "all"])))]
+pub struct DeleteArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Delete the rows matching this SQL predicate, e.g. `state = 'CA' AND age > 40`.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub predicate: Option<String>,
+
+    /// Delete every row.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table update`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rows").required(true).args(["predicate", "all"])))]
+pub struct UpdateArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Comma-separated assignments `col = value`; a value is a literal (`'x'`, `42`,
+    /// `NULL`, `DATE '2024-01-01'`) or another column of the same row.
+    #[arg(long, value_name = "col = expr, ...")]
+    pub set: String,
+
+    /// Update the rows matching this SQL predicate.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub predicate: Option<String>,
+
+    /// Update every row.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table checkpoint`.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table set-property`.
+#[derive(Debug, Args)]
+pub struct SetPropertyArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Properties to set, e.g. `delta.appendOnly=true` (one or more).
+    #[arg(value_name = "KEY=VALUE", required = true, value_parser = parse_key_value)]
+    pub properties: Vec<(String, String)>,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table add-constraint`.
+#[derive(Debug, Args)]
+pub struct AddConstraintArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Constraint name (stored as the property `delta.constraints.<NAME>`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The CHECK expression every row must satisfy, e.g. `age >= 0`.
+    #[arg(value_name = "EXPR")]
+    pub expression: String,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl Cli {
     /// The `--storage-option` pairs as a map (a later repetition of a key wins).
     #[must_use]
@@ -186,6 +373,12 @@ impl TableCommand {
             Self::History(a) => &a.uri,
             Self::Files(a) => &a.uri,
             Self::Log(a) => &a.uri,
+            Self::Write(a) => &a.uri,
+            Self::Delete(a) => &a.uri,
+            Self::Update(a) => &a.uri,
+            Self::Checkpoint(a) => &a.uri,
+            Self::SetProperty(a) => &a.uri,
+            Self::AddConstraint(a) => &a.uri,
         }
     }
 }
@@ -259,6 +452,46 @@ mod tests {
         );
         assert!(parse_key_value("novalue").is_err());
         assert!(parse_key_value("=x").is_err());
+    }
+
+    #[test]
+    fn write_command_lines() {
+        let cli = Cli::try_parse_from([
+            "medilake",
+            "table",
+            "write",
+            "t",
+            "--input",
+            "a.jsonl",
+            "b.csv",
+            "--partition-by",
+            "x,y",
+            "--mode",
+            "overwrite",
+        ])
+        .expect("parses");
+        let Command::Table(TableCommand::Write(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.input, ["a.jsonl", "b.csv"]);
+        assert_eq!(
+            args.partition_by,
+            Some(vec!["x".to_owned(), "y".to_owned()])
+        );
+        assert_eq!(args.mode, Some(WriteMode::Overwrite));
+        // DELETE needs --where or --all, not both.
+        assert!(Cli::try_parse_from(["medilake", "table", "delete", "t"]).is_err());
+        assert!(
+            Cli::try_parse_from(["medilake", "table", "delete", "t", "--all", "--where", "x"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["medilake", "table", "set-property", "t"]).is_err());
+        let cli = Cli::try_parse_from(["medilake", "table", "set-property", "t", "a=1", "b=2"])
+            .expect("parses");
+        let Command::Table(TableCommand::SetProperty(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.properties.len(), 2);
     }
 
     #[test]

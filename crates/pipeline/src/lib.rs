@@ -4,7 +4,7 @@
 //! sets up logging and a tokio runtime, calls [`run`] and turns the outcome into an exit
 //! code (0 success, 1 failure, 2 usage error) and a one-line `error: ...` message.
 //!
-//! Commands (all read-only, on top of `delta_core`):
+//! Commands (on top of `delta_core`). Reading:
 //!
 //! ```text
 //! medilake table show     URI [--version N | --timestamp T] [--where EXPR] [--columns a,b]
@@ -15,14 +15,30 @@
 //! medilake table log      URI [--version N]
 //! ```
 //!
+//! Writing (each prints the committed version and its metrics, or `--json`):
+//!
+//! ```text
+//! medilake table write          URI --input FILE... [--format jsonl|csv|parquet]
+//!                                   [--mode append|overwrite] [--partition-by a,b]
+//!                                   [--replace-where EXPR | --dynamic-partition-overwrite]
+//!                                   [--merge-schema] [--json]
+//! medilake table delete         URI (--where EXPR | --all) [--json]
+//! medilake table update         URI --set "col = expr, ..." (--where EXPR | --all) [--json]
+//! medilake table checkpoint     URI [--json]
+//! medilake table set-property   URI KEY=VALUE... [--json]
+//! medilake table add-constraint URI NAME EXPR [--json]
+//! ```
+//!
 //! Global options: `--storage-option KEY=VALUE` (repeatable; object-store settings such as
 //! credentials or regions) and `-v`/`--verbose` (debug logs on stderr).
 //!
 //! Module map: [`cli`] (argument syntax), [`commands`] (what each command does),
-//! [`output`] (how Arrow values become JSON lines, CSV or a text table).
+//! [`input`] (JSON-lines, CSV and parquet input files as Arrow batches), [`output`] (how
+//! Arrow values become JSON lines, CSV or a text table).
 
 pub mod cli;
 pub mod commands;
+pub mod input;
 pub mod output;
 
 pub use commands::run;

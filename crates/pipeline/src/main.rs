@@ -1,4 +1,4 @@
-//! `medilake`: inspect and read Delta Lake tables. See the `pipeline` crate docs.
+//! `medilake`: inspect, read and write Delta Lake tables. See the `pipeline` crate docs.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,6 +3,7 @@
 //! and (through `delta_core::Error`) the file or action at fault.
 
 pub mod table;
+pub mod write;
 
 use std::io::{BufWriter, Write};
 

@@ -1,4 +1,6 @@
-//! `medilake table ...`: show, describe, history, files and log.
+//! `medilake table ...`: show, describe, history, files and log; the commands that write
+//! (write, delete, update, checkpoint, set-property, add-constraint) are in
+//! [`super::write`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -33,6 +35,12 @@ pub async fn run<W: Write>(
         TableCommand::History(args) => history(&table, &args, out).await,
         TableCommand::Files(args) => files(&table, &args, out).await,
         TableCommand::Log(args) => log(&table, &args, out).await,
+        TableCommand::Write(args) => super::write::write(&table, &args, out).await,
+        TableCommand::Delete(args) => super::write::delete(&table, &args, out).await,
+        TableCommand::Update(args) => super::write::update(&table, &args, out).await,
+        TableCommand::Checkpoint(args) => super::write::checkpoint(&table, &args, out).await,
+        TableCommand::SetProperty(args) => super::write::set_property(&table, &args, out).await,
+        TableCommand::AddConstraint(args) => super::write::add_constraint(&table, &args, out).await,
     }
 }
 
