@@ -213,15 +213,18 @@ impl WriteBuilder {
                 (txn, schema, snapshot.partition_columns().to_vec(), metadata)
             }
         };
-        let mode_name = match (self.mode, &self.replace_where, self.dynamic_partitions) {
-            (SaveMode::Append, _, _) => "Append",
-            (SaveMode::Overwrite, _, _) => "Overwrite",
+        let mode_name = match self.mode {
+            SaveMode::Append => "Append",
+            SaveMode::Overwrite => "Overwrite",
         };
         txn = txn
             .with_parameter("mode", mode_name)
             .with_parameter("partitionBy", serde_json::to_string(&partition_columns).unwrap_or_default());
         if let Some(p) = &self.replace_where {
             txn = txn.with_parameter("predicate", p.to_string());
+        }
+        if self.dynamic_partitions {
+            txn = txn.with_parameter("partitionOverwriteMode", "DYNAMIC");
         }
 
         // Write the new rows, checking constraints and replaceWhere over all of them.
@@ -277,15 +280,25 @@ impl WriteBuilder {
                     .collect();
                 report.files_removed = replaced.len() as u64;
                 report.bytes_removed = replaced.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
+                report.rows_affected = replaced.iter().map(|a| file_rows(snapshot, a)).sum();
                 txn.read_data(None, replaced.iter().map(|a| a.path.clone()));
                 txn.remove_files(replaced, true);
             } else {
                 let all = snapshot.files().to_vec();
                 report.files_removed = all.len() as u64;
                 report.bytes_removed = all.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
+                report.rows_affected = all.iter().map(|a| file_rows(snapshot, a)).sum();
                 txn.read_data(None, all.iter().map(|a| a.path.clone()));
                 txn.remove_files(all, true);
             }
+        }
+        let changes_nothing = adds.is_empty()
+            && report.files_removed == 0
+            && existing.is_some()
+            && self.app_transaction.is_none()
+            && !txn.actions().iter().any(|a| matches!(a, crate::action::Action::Metadata(_)));
+        if changes_nothing {
+            return Ok(report);
         }
         txn.add_files(adds.clone());
         if let Some((app, version)) = &self.app_transaction {
@@ -477,7 +490,11 @@ fn conform_input(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch>
                 if column.data_type() == field.data_type() {
                     column.clone()
                 } else {
-                    cast(column, field.data_type()).map_err(|e| {
+                    let strict = arrow::compute::CastOptions {
+                        safe: false,
+                        ..arrow::compute::CastOptions::default()
+                    };
+                    arrow::compute::cast_with_options(column, field.data_type(), &strict).map_err(|e| {
                         Error::invalid(format!(
                             "column `{}` of type {} cannot be written as {}: {e}",
                             field.name(),

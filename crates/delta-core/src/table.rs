@@ -270,6 +270,7 @@ impl Table {
     /// ever an accelerator and is written after its commit exists).
     pub async fn checkpoint(&self, snapshot: &Snapshot) -> Result<()> {
         let bytes = crate::checkpoint::encode_checkpoint(snapshot.state())?;
+        let hint_location = self.storage.log_location("_last_checkpoint");
         let size = bytes.len();
         let version = snapshot.version();
         let name = LogPath::Checkpoint {
@@ -291,11 +292,21 @@ impl Table {
             "sizeInBytes": size,
             "numOfAddFiles": snapshot.files().len(),
         });
+        // Never move the hint backwards (a forced checkpoint of an older snapshot racing a
+        // newer automatic one): an older hint is only slower, but there is no reason for it.
+        let current = self
+            .storage
+            .read_optional(&hint_location)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+        if current.is_some_and(|c| c > version) {
+            return Ok(());
+        }
         self.storage
-            .put(
-                &self.storage.log_location("_last_checkpoint"),
-                hint.to_string().into_bytes().into(),
-            )
+            .put(&hint_location, hint.to_string().into_bytes().into())
             .await
     }
 }
