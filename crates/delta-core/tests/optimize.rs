@@ -32,7 +32,7 @@ async fn append(table: &Table, b: RecordBatch, partitioned: bool) {
     if partitioned {
         w = w.with_partition_columns(["site"]);
     }
-    w.execute(futures::stream::iter(vec![Ok(b)]).boxed()).await.unwrap();
+    let _ = w.execute(futures::stream::iter(vec![Ok(b)]).boxed()).await.unwrap();
 }
 
 async fn sorted_rows(table: &Table) -> Vec<(i64, String, String)> {
@@ -136,7 +136,7 @@ async fn clustered_table(curve: Curve) -> (tempfile::TempDir, Table, usize) {
     let bytes: u64 = table.snapshot().await.unwrap().files().iter().map(|f| u64::try_from(f.size).unwrap()).sum();
     // About 20 output files.
     let target = bytes / 20 + 1;
-    table
+    let _ = table
         .optimize()
         .with_zorder(["patient_id", "loinc_code"], Some(curve))
         .with_target_size(target)
@@ -206,7 +206,7 @@ proptest! {
             let before = sorted_rows(&table).await;
             let builder = table.optimize();
             let builder = if zorder { builder.with_zorder(["patient_id", "loinc_code"], None).with_target_size(2_000) } else { builder };
-            builder.run().await.unwrap();
+            let _ = builder.run().await.unwrap();
             assert_eq!(sorted_rows(&table).await, before);
         });
     }

@@ -31,9 +31,9 @@ async fn vacuum_keeps_the_window_and_deletes_what_only_old_versions_read() {
     let clock = Arc::new(ManualClock::new(now, 1, 7));
     let table = Table::open(path.to_str().unwrap(), &HashMap::new()).unwrap().with_clock(clock.clone());
     for i in 0..3 {
-        table.write().execute(futures::stream::iter(vec![Ok(batch(&[i]))]).boxed()).await.unwrap();
+        let _ = table.write().execute(futures::stream::iter(vec![Ok(batch(&[i]))]).boxed()).await.unwrap();
     }
-    table.delete(Some(parse("id = 0").unwrap())).await.unwrap();
+    let _ = table.delete(Some(parse("id = 0").unwrap())).await.unwrap();
     std::fs::write(path.join("stray.parquet"), b"not referenced").unwrap();
     // Inside the window: nothing goes.
     let report = table.vacuum().with_dry_run(true).run().await.unwrap();

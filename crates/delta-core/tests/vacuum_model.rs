@@ -55,7 +55,7 @@ async fn run(ops: Vec<Op>) {
         .with_clock(clock.clone());
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
     let first = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1000]))]).unwrap();
-    table.write().execute(futures::stream::iter(vec![Ok(first)]).boxed()).await.unwrap();
+    let _ = table.write().execute(futures::stream::iter(vec![Ok(first)]).boxed()).await.unwrap();
     // version -> (commit time, rows)
     let mut history: BTreeMap<u64, (i64, Vec<i64>)> = BTreeMap::new();
     let mut current = vec![1000];
@@ -91,7 +91,7 @@ async fn run(ops: Vec<Op>) {
             Op::Vacuum(hours) => {
                 let retention = Duration::from_millis(u64::try_from(hours * HOUR_MS).unwrap());
                 let now = clock.now_ms_peek();
-                table.vacuum().with_retention(retention).with_force(true).run().await.unwrap();
+                let _ = table.vacuum().with_retention(retention).with_force(true).run().await.unwrap();
                 max_cutoff = max_cutoff.max(now - hours * HOUR_MS);
                 let cutoff = max_cutoff;
                 let latest = table.snapshot().await.unwrap().version();

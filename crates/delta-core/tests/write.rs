@@ -96,7 +96,7 @@ async fn create_append_overwrite_and_time_travel() {
 #[tokio::test]
 async fn replace_where_and_dynamic_partition_overwrite() {
     let (_dir, table) = table();
-    table
+    let _ = table
         .write()
         .with_partition_columns(["site"])
         .execute(stream(vec![batch(&[1, 2, 3, 4], &[Some("a"), Some("a"), Some("b"), Some("c")])]))
@@ -110,14 +110,14 @@ async fn replace_where_and_dynamic_partition_overwrite() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ConstraintViolation { violations: 1, .. }), "{err}");
-    table
+    let _ = table
         .write()
         .with_replace_where(parse("id >= 2").unwrap())
         .execute(stream(vec![batch(&[20, 30], &[Some("a"), Some("z")])]))
         .await
         .unwrap();
     assert_eq!(ids(&rows(&table).await), vec![1, 20, 30]);
-    table
+    let _ = table
         .write()
         .with_dynamic_partition_overwrite()
         .execute(stream(vec![batch(&[100], &[Some("a")])]))
@@ -129,7 +129,7 @@ async fn replace_where_and_dynamic_partition_overwrite() {
 #[tokio::test]
 async fn schema_merge_only_when_asked() {
     let (_dir, table) = table();
-    table.write().execute(stream(vec![batch(&[1], &[Some("a")])])).await.unwrap();
+    let _ = table.write().execute(stream(vec![batch(&[1], &[Some("a")])])).await.unwrap();
     let wide = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
@@ -145,7 +145,7 @@ async fn schema_merge_only_when_asked() {
     .unwrap();
     let err = table.write().execute(stream(vec![wide.clone()])).await.unwrap_err();
     assert!(err.to_string().contains("extra"), "{err}");
-    table.write().with_merge_schema(true).execute(stream(vec![wide])).await.unwrap();
+    let _ = table.write().with_merge_schema(true).execute(stream(vec![wide])).await.unwrap();
     let snapshot = table.snapshot().await.unwrap();
     assert_eq!(snapshot.schema().fields.len(), 3);
     assert_eq!(ids(&rows(&table).await), vec![1, 2]);
@@ -154,7 +154,7 @@ async fn schema_merge_only_when_asked() {
 #[tokio::test]
 async fn delete_and_update_copy_on_write() {
     let (_dir, table) = table();
-    table
+    let _ = table
         .write()
         .with_partition_columns(["site"])
         .execute(stream(vec![batch(&[1, 2, 3, 4, 5, 6], &[Some("a"), Some("a"), Some("b"), Some("b"), Some("c"), None])]))
@@ -189,10 +189,10 @@ async fn delete_and_update_copy_on_write() {
 #[tokio::test]
 async fn constraints_block_bad_writes_and_nothing_becomes_visible() {
     let (_dir, table) = table();
-    table.write().execute(stream(vec![batch(&[1, 2], &[Some("a"), Some("b")])])).await.unwrap();
+    let _ = table.write().execute(stream(vec![batch(&[1, 2], &[Some("a"), Some("b")])])).await.unwrap();
     let err = table.add_constraint("positive", "id > 1").await.unwrap_err();
     assert!(matches!(err, Error::ConstraintViolation { violations: 1, .. }), "{err}");
-    table.add_constraint("positive", "id > 0").await.unwrap();
+    let _ = table.add_constraint("positive", "id > 0").await.unwrap();
     let version = table.snapshot().await.unwrap().version();
     let err = table
         .write()
@@ -204,7 +204,7 @@ async fn constraints_block_bad_writes_and_nothing_becomes_visible() {
     assert!(msg.contains("positive"), "{msg}");
     assert_eq!(table.snapshot().await.unwrap().version(), version);
     assert_eq!(ids(&rows(&table).await), vec![1, 2]);
-    table.set_properties(&[("delta.appendOnly".to_owned(), "true".to_owned())]).await.unwrap();
+    let _ = table.set_properties(&[("delta.appendOnly".to_owned(), "true".to_owned())]).await.unwrap();
     let err = table.delete(Some(parse("id = 1").unwrap())).await.unwrap_err();
     assert!(err.to_string().contains("appendOnly"), "{err}");
 }
@@ -213,7 +213,7 @@ async fn constraints_block_bad_writes_and_nothing_becomes_visible() {
 async fn app_transactions_and_automatic_checkpoints() {
     let (_dir, table) = table();
     for i in 0..12i64 {
-        table
+        let _ = table
             .write()
             .with_app_transaction("ingest", i)
             .execute(stream(vec![batch(&[i], &[Some("a")])]))
@@ -229,7 +229,7 @@ async fn app_transactions_and_automatic_checkpoints() {
 #[tokio::test]
 async fn checkpoints_carry_typed_stats_and_partition_values() {
     let (dir, table) = table();
-    table
+    let _ = table
         .write()
         .with_partition_columns(["site"])
         .execute(stream(vec![batch(&[1, 2, 3], &[Some("a"), Some("a"), None])]))
@@ -269,14 +269,14 @@ async fn checkpoints_carry_typed_stats_and_partition_values() {
 #[tokio::test]
 async fn version_checksums_match_the_replayed_state() {
     let (dir, table) = table();
-    table
+    let _ = table
         .write()
         .with_partition_columns(["site"])
         .execute(stream(vec![batch(&[1, 2, 3], &[Some("a"), Some("b"), None])]))
         .await
         .unwrap();
-    table.delete(Some(parse("id = 2").unwrap())).await.unwrap();
-    table.write().execute(stream(vec![batch(&[7], &[Some("a")])])).await.unwrap();
+    let _ = table.delete(Some(parse("id = 2").unwrap())).await.unwrap();
+    let _ = table.write().execute(stream(vec![batch(&[7], &[Some("a")])])).await.unwrap();
     for version in 0..3u64 {
         let snapshot = table.snapshot_at(version).await.unwrap();
         let path = dir.path().join(format!("t/_delta_log/{version:020}.crc"));
