@@ -62,6 +62,13 @@ pub enum TableCommand {
     SetProperty(SetPropertyArgs),
     /// Add a CHECK constraint, after checking every existing row against it.
     AddConstraint(AddConstraintArgs),
+    /// Compact small files (bin-packing per partition) or cluster rows along a Hilbert or
+    /// Morton curve (--zorder-by); prints the plan and what was rewritten.
+    Optimize(OptimizeArgs),
+    /// Delete files no version inside the retention window references.
+    Vacuum(VacuumArgs),
+    /// Measure how many files a point lookup `col = v` must read (clustering quality).
+    Clustering(ClusteringArgs),
 }
 
 /// Which snapshot to read: latest, a version, or the version in force at a time.
@@ -355,6 +362,118 @@ pub struct AddConstraintArgs {
     pub json: bool,
 }
 
+/// The space-filling curve of `table optimize --zorder-by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CurveArg {
+    /// Hilbert curve (the default for two or more columns): neighbours on the curve are
+    /// neighbours in value space, so files cover compact boxes.
+    Hilbert,
+    /// Z-order (Morton) curve: bit interleaving of the column ranks.
+    Morton,
+}
+
+/// Arguments of `table optimize`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Sizes: plain bytes or a number with a unit: KiB, MiB, GiB, TiB (powers of 1024), KB, MB, GB, \
+TB (powers of 1000), or K, M, G, T (powers of 1024, as in Spark), e.g. 4MiB, 128MB, 1G, 1.5GiB; \
+units are case-insensitive.
+
+Without --zorder-by, the files smaller than the target size (or whose deletion vectors hide \
+more than 5% of their rows) of each partition are packed into bins of at most the target \
+size, and each bin of two or more files is rewritten. With --zorder-by, the files of each \
+partition not yet clustered the same way are rewritten in curve order into files of about \
+the target size. Rewrites commit with dataChange=false; rows do not change.")]
+pub struct OptimizeArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Only the partitions matching this predicate (partition columns only).
+    #[arg(long = "where", value_name = "EXPR")]
+    pub predicate: Option<String>,
+
+    /// Target size of the files written (default: `delta.targetFileSize`, or 128 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub target_size: Option<u64>,
+
+    /// Cluster the rows by these columns (comma-separated, at most 8; not partition columns).
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
+    pub zorder_by: Option<Vec<String>>,
+
+    /// The curve of --zorder-by (default: hilbert for two or more columns).
+    #[arg(long, value_enum, requires = "zorder_by")]
+    pub curve: Option<CurveArg>,
+
+    /// Print the plan only: nothing is written or committed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Memory budget of the rewrite (default 512 MiB; at least 1 MiB is used).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub memory_budget: Option<u64>,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table vacuum`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+A file is deleted when no version inside the retention window can read it: it is not live, \
+no tombstone younger than the retention names it, it is older than the retention, and it is \
+not under a hidden path (_delta_log, or names starting with _ or ., except _change_data). \
+A retention shorter than the table's delta.deletedFileRetentionDuration (default 7 days) \
+breaks time travel to older versions and readers still using them, so it needs --force.")]
+pub struct VacuumArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Keep files removed within this many hours (default: the table's
+    /// `delta.deletedFileRetentionDuration`, 168 hours); fractions allowed.
+    #[arg(long, value_name = "H", value_parser = parse_hours)]
+    pub retain_hours: Option<f64>,
+
+    /// List the files that would be deleted, without deleting or committing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Allow a retention shorter than the table's setting.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table clustering`.
+#[derive(Debug, Args)]
+pub struct ClusteringArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Columns to probe (comma-separated); with two or more, their conjunction too.
+    #[arg(long, value_name = "a,b", value_delimiter = ',', required = true)]
+    pub columns: Vec<String>,
+
+    /// Rows sampled (evenly) for the probe values.
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub samples: u32,
+
+    /// Which snapshot to measure.
+    #[command(flatten)]
+    pub time_travel: TimeTravel,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl Cli {
     /// The `--storage-option` pairs as a map (a later repetition of a key wins).
     #[must_use]
@@ -379,6 +498,9 @@ impl TableCommand {
             Self::Checkpoint(a) => &a.uri,
             Self::SetProperty(a) => &a.uri,
             Self::AddConstraint(a) => &a.uri,
+            Self::Optimize(a) => &a.uri,
+            Self::Vacuum(a) => &a.uri,
+            Self::Clustering(a) => &a.uri,
         }
     }
 }
@@ -393,6 +515,81 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
             Ok((key.trim().to_owned(), value.to_owned()))
         }
         _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// Parse a size in bytes: plain digits, or a number (fractions allowed) with a unit:
+/// `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024), `KB`/`MB`/`GB`/`TB` (powers of 1000), or
+/// `K`/`M`/`G`/`T` (powers of 1024, as Spark reads `1g`); `B` for bytes. Units are
+/// case-insensitive and may follow a space. The result is rounded down to whole bytes and
+/// must be at least 1.
+///
+/// # Errors
+/// A message for clap naming the accepted forms.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    let bad = || {
+        format!(
+            "`{s}` is not a size: use bytes (4194304) or a number with a unit \
+             (4MiB, 128MB, 1G, 1.5GiB)"
+        )
+    };
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let multiplier: u128 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(bad()),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty())
+        || fraction.contains('.')
+        || fraction.len() > 18
+        || whole.len() > 20
+    {
+        return Err(bad());
+    }
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let fraction_value: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().map_err(|_| bad())?
+    };
+    let scale = 10u128.pow(u32::try_from(fraction.len()).map_err(|_| bad())?);
+    let bytes = whole
+        .checked_mul(multiplier)
+        .and_then(|b| b.checked_add(fraction_value * multiplier / scale))
+        .ok_or_else(bad)?;
+    let bytes = u64::try_from(bytes).map_err(|_| format!("`{s}` is too large a size"))?;
+    if bytes == 0 {
+        return Err(format!("`{s}`: a size must be at least 1 byte"));
+    }
+    Ok(bytes)
+}
+
+/// Parse a non-negative, finite number of hours (`0`, `24`, `1.5`).
+///
+/// # Errors
+/// A message for clap.
+pub fn parse_hours(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(hours) if (0.0..=1e9).contains(&hours) => Ok(hours),
+        _ => Err(format!(
+            "`{s}` is not a number of hours: use a non-negative number such as 0, 24 or 1.5"
+        )),
     }
 }
 
@@ -492,6 +689,104 @@ mod tests {
             panic!("wrong command");
         };
         assert_eq!(args.properties.len(), 2);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4194304"), Ok(4_194_304));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("4 mib"), Ok(4 << 20));
+        assert_eq!(parse_size("128MB"), Ok(128_000_000));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("0.5K"), Ok(512));
+        assert_eq!(parse_size(".5k"), Ok(512));
+        assert_eq!(parse_size("10b"), Ok(10));
+        assert_eq!(parse_size("2KB"), Ok(2_000));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        for bad in [
+            "", "MiB", "1.2.3M", "-1", "1X", "1 M B", ".", "0", "0.0001K",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn hours() {
+        assert_eq!(parse_hours("0"), Ok(0.0));
+        assert_eq!(parse_hours("1.5"), Ok(1.5));
+        assert!(parse_hours("-1").is_err());
+        assert!(parse_hours("inf").is_err());
+        assert!(parse_hours("NaN").is_err());
+        assert!(parse_hours("a week").is_err());
+    }
+
+    #[test]
+    fn maintenance_command_lines() {
+        let cli = Cli::try_parse_from([
+            "medilake",
+            "table",
+            "optimize",
+            "t",
+            "--zorder-by",
+            "a,b",
+            "--curve",
+            "morton",
+            "--target-size",
+            "4MiB",
+            "--dry-run",
+        ])
+        .expect("parses");
+        let Command::Table(TableCommand::Optimize(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.zorder_by, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(args.curve, Some(CurveArg::Morton));
+        assert_eq!(args.target_size, Some(4 << 20));
+        assert!(args.dry_run);
+        // --curve only with --zorder-by.
+        assert!(
+            Cli::try_parse_from(["medilake", "table", "optimize", "t", "--curve", "hilbert"])
+                .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "medilake",
+            "table",
+            "vacuum",
+            "t",
+            "--retain-hours",
+            "0",
+            "--force",
+        ])
+        .expect("parses");
+        let Command::Table(TableCommand::Vacuum(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.retain_hours, Some(0.0));
+        assert!(args.force && !args.dry_run);
+        // --columns is required; --samples defaults to 200 and must be positive.
+        assert!(Cli::try_parse_from(["medilake", "table", "clustering", "t"]).is_err());
+        let cli = Cli::try_parse_from(["medilake", "table", "clustering", "t", "--columns", "a"])
+            .expect("parses");
+        let Command::Table(TableCommand::Clustering(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.samples, 200);
+        assert!(
+            Cli::try_parse_from([
+                "medilake",
+                "table",
+                "clustering",
+                "t",
+                "--columns",
+                "a",
+                "--samples",
+                "0"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

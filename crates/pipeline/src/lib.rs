@@ -29,6 +29,17 @@
 //! medilake table add-constraint URI NAME EXPR [--json]
 //! ```
 //!
+//! Maintenance (each prints its plan or findings and its metrics, or `--json`):
+//!
+//! ```text
+//! medilake table optimize   URI [--where EXPR] [--target-size BYTES] [--zorder-by a,b]
+//!                               [--curve hilbert|morton] [--dry-run] [--memory-budget BYTES]
+//!                               [--json]
+//! medilake table vacuum     URI [--retain-hours H] [--dry-run] [--force] [--json]
+//! medilake table clustering URI --columns a,b [--samples N] [--version N | --timestamp T]
+//!                               [--json]
+//! ```
+//!
 //! Global options: `--storage-option KEY=VALUE` (repeatable; object-store settings such as
 //! credentials or regions) and `-v`/`--verbose` (debug logs on stderr).
 //!

@@ -2,6 +2,7 @@
 //! buffered writer and returns errors with enough context to name the table, the version
 //! and (through `delta_core::Error`) the file or action at fault.
 
+pub mod maintenance;
 pub mod table;
 pub mod write;
 

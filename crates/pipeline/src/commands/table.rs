@@ -1,6 +1,7 @@
 //! `medilake table ...`: show, describe, history, files and log; the commands that write
 //! (write, delete, update, checkpoint, set-property, add-constraint) are in
-//! [`super::write`].
+//! [`super::write`], the maintenance commands (optimize, vacuum, clustering) in
+//! [`super::maintenance`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -41,6 +42,9 @@ pub async fn run<W: Write>(
         TableCommand::Checkpoint(args) => super::write::checkpoint(&table, &args, out).await,
         TableCommand::SetProperty(args) => super::write::set_property(&table, &args, out).await,
         TableCommand::AddConstraint(args) => super::write::add_constraint(&table, &args, out).await,
+        TableCommand::Optimize(args) => super::maintenance::optimize(&table, &args, out).await,
+        TableCommand::Vacuum(args) => super::maintenance::vacuum(&table, &args, out).await,
+        TableCommand::Clustering(args) => super::maintenance::clustering(&table, &args, out).await,
     }
 }
 
@@ -58,7 +62,11 @@ fn resolve_location(uri: &str) -> String {
 }
 
 /// Load the snapshot chosen by `--version` / `--timestamp` (latest by default).
-async fn load_snapshot(table: &Table, uri: &str, time_travel: TimeTravel) -> Result<Snapshot> {
+pub(crate) async fn load_snapshot(
+    table: &Table,
+    uri: &str,
+    time_travel: TimeTravel,
+) -> Result<Snapshot> {
     match (time_travel.version, time_travel.timestamp) {
         (Some(version), _) => table
             .snapshot_at(version)
@@ -77,7 +85,7 @@ async fn load_snapshot(table: &Table, uri: &str, time_travel: TimeTravel) -> Res
 
 /// Parse a `--where` predicate. The predicate text is not repeated in the message (it may
 /// hold patient data); the parser's message names the problem.
-fn parse_predicate(text: &str) -> Result<delta_core::expression::Expression> {
+pub(crate) fn parse_predicate(text: &str) -> Result<delta_core::expression::Expression> {
     delta_core::expression::parse(text).context("invalid --where predicate")
 }
 
