@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{cast, filter_record_batch, not, prep_null_mask_filter};
+use arrow::compute::{filter_record_batch, not, prep_null_mask_filter};
 use arrow::datatypes::{Schema, SchemaRef};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::action::{Add, Metadata, Protocol};
-use crate::expression::{BoundExpression, Expression, Literal};
+use crate::expression::{BoundExpression, BoundValue, Expression};
 use crate::scan::Verdict;
 use crate::schema::{DataType, PrimitiveType, StructField, StructType, from_arrow_schema, to_arrow_schema};
 use crate::snapshot::Snapshot;
@@ -812,7 +812,7 @@ impl Table {
             .iter()
             .map(|(column, expr)| {
                 let index = arrow_schema.index_of(&schema.field(column).map(|f| f.name.clone()).unwrap_or_default())?;
-                Ok((index, Value::bind(expr, arrow_schema.field(index).data_type(), &arrow_schema)?))
+                Ok((index, Value::bind(expr, column, arrow_schema.field(index).data_type(), &arrow_schema)?))
             })
             .collect::<Result<_>>()?;
         let bound = predicate.as_ref().map(|p| p.bind(&arrow_schema)).transpose()?;
@@ -845,7 +845,7 @@ impl Table {
                     }
                     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
                     for (index, value) in &values {
-                        let new = value.evaluate(&batch)?;
+                        let new = value.evaluate(&batch, &mask)?;
                         columns[*index] = zip(&mask, &new, &batch.column(*index))?;
                     }
                     let updated = RecordBatch::try_new(batch.schema(), columns)
@@ -970,60 +970,30 @@ impl Table {
     }
 }
 
-/// A value for `SET column = value`: a literal or a column of the same row.
-enum Value {
-    Literal(ArrayRef),
-    Column(usize, arrow::datatypes::DataType),
+/// A value for `SET column = value`: any value expression of the expression language, bound with
+/// the column's type as its target (literals take that type; the result is converted to it under
+/// store assignment, see [`Expression::bind_value`]).
+struct Value {
+    column: String,
+    bound: BoundValue,
 }
 
 impl Value {
-    fn bind(expr: &Expression, target: &arrow::datatypes::DataType, schema: &SchemaRef) -> Result<Self> {
-        match expr {
-            Expression::Column(path) if path.len() == 1 => {
-                let index = schema
-                    .index_of(&path[0])
-                    .map_err(|_| Error::invalid(format!("unknown column `{}` in SET value", path[0])))?;
-                Ok(Self::Column(index, target.clone()))
-            }
-            Expression::Literal(literal) => {
-                // Bind `col = literal` to reuse the predicate language's literal typing.
-                let probe = Expression::Compare {
-                    op: crate::expression::CompareOp::Eq,
-                    left: Box::new(Expression::Column(vec!["__value__".to_owned()])),
-                    right: Box::new(Expression::Literal(literal.clone())),
-                };
-                if matches!(literal, Literal::Null) {
-                    return Ok(Self::Literal(arrow::array::new_null_array(target, 1)));
-                }
-                let schema = Schema::new(vec![arrow::datatypes::Field::new("__value__", target.clone(), true)]);
-                match probe.bind(&schema)? {
-                    BoundExpression::Compare { right, .. } => match *right {
-                        BoundExpression::Literal(scalar) => Ok(Self::Literal(scalar.into_inner())),
-                        _ => Err(Error::invalid("SET value must be a literal or a column")),
-                    },
-                    _ => Err(Error::invalid("SET value must be a literal or a column")),
-                }
-            }
-            other => Err(Error::invalid(format!(
-                "SET value `{other}` is not supported: use a literal or a column name"
-            ))),
-        }
+    fn bind(expr: &Expression, column: &str, target: &arrow::datatypes::DataType, schema: &SchemaRef) -> Result<Self> {
+        let bound = expr.bind_value(schema, Some(target)).map_err(|e| Self::in_set(column, e))?;
+        Ok(Self { column: column.to_owned(), bound })
     }
 
-    fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef> {
-        match self {
-            Self::Column(i, target) => {
-                let column = batch.column(*i);
-                if column.data_type() == target {
-                    Ok(column.clone())
-                } else {
-                    cast(column, target).map_err(|e| Error::invalid(format!("SET value cannot be cast to {target}: {e}")))
-                }
-            }
-            Self::Literal(value) => {
-                let indices = arrow::array::UInt32Array::from(vec![0u32; batch.num_rows()]);
-                Ok(arrow::compute::take(value.as_ref(), &indices, None)?)
-            }
+    /// The new values of the rows selected by `mask` (NULL elsewhere); rows not selected are not
+    /// computed, so they cannot fail (an overflow in a row the WHERE clause excludes is no error).
+    fn evaluate(&self, batch: &RecordBatch, mask: &BooleanArray) -> Result<ArrayRef> {
+        self.bound.evaluate_where(batch, mask).map_err(|e| Self::in_set(&self.column, e))
+    }
+
+    fn in_set(column: &str, error: Error) -> Error {
+        match error {
+            Error::InvalidArgument { message } => Error::invalid(format!("SET `{column}`: {message}")),
+            other => other,
         }
     }
 }

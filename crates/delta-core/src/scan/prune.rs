@@ -768,6 +768,7 @@ impl Pruner<'_> {
                 }));
                 if *negated { outcome.not() } else { outcome }
             }
+            _ => Outcome::unknown(),
         }
     }
 

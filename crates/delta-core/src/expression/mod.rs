@@ -1,20 +1,28 @@
-//! The predicate language: SQL boolean expressions parsed with sqlparser, evaluated with arrow kernels.
+//! The expression language: SQL predicates and values parsed with sqlparser, evaluated with arrow
+//! kernels.
 //!
-//! One language serves the CLI `--where`, scans (row filtering and file pruning), and later
-//! constraints and MERGE conditions. It has three stages:
+//! One language serves the CLI `--where`, scans (row filtering and file pruning), constraints,
+//! `UPDATE … SET col = value` and later MERGE conditions and values. It has three stages:
 //!
-//! 1. [`parse`] turns SQL text into an [`Expression`], a small AST of our own. Supported: column
-//!    references (plain, `` `backquoted` `` or `"double-quoted"`, dotted `a.b` for struct fields),
-//!    literals (integers, decimals, floats with exponents, `'strings'`, `TRUE`/`FALSE`, `NULL`,
-//!    `X'0A0B'`, `DATE '…'`, `TIMESTAMP '…'`, `TIMESTAMP_NTZ '…'`, unary minus on numbers),
-//!    `= <> != < <= > >=`, `AND OR NOT`, `IS [NOT] NULL`, `[NOT] IN (…)`, `[NOT] BETWEEN … AND …`
-//!    and parentheses. Anything else is an [`Error::InvalidArgument`] naming the construct.
+//! 1. [`parse`] (predicates) and [`parse_value`] (values) turn SQL text into an [`Expression`], a
+//!    small AST of our own; both accept the same grammar. Supported: column references (plain,
+//!    `` `backquoted` `` or `"double-quoted"`, dotted `a.b` for struct fields), literals (integers,
+//!    decimals, floats with exponents, `'strings'`, `TRUE`/`FALSE`, `NULL`, `X'0A0B'`,
+//!    `DATE '…'`, `TIMESTAMP '…'`, `TIMESTAMP_NTZ '…'`, unary minus on numbers),
+//!    `= <> != < <= > >=`, `AND OR NOT`, `IS [NOT] NULL`, `[NOT] IN (…)`,
+//!    `[NOT] BETWEEN … AND …` and parentheses; and the value constructs `+ - * / %`, unary `-`,
+//!    `||`, `CASE [x] WHEN … THEN … [ELSE …] END`, `COALESCE(…)`, `UPPER(…)`, `LOWER(…)`,
+//!    `TRIM(…)` and `CAST(… AS type)` (see [Value expressions](#value-expressions)). Anything
+//!    else is an [`Error::InvalidArgument`] naming the construct.
 //! 2. [`Expression::bind`] resolves columns against an Arrow schema (exact name first, then
 //!    case-insensitively) and gives every literal the type of the operand it is compared with, so
 //!    that comparisons run on two values of one Arrow type. The result is a [`BoundExpression`].
+//!    [`Expression::bind_value`] binds a value instead (optionally for a target column type) and
+//!    gives a [`BoundValue`].
 //! 3. [`BoundExpression::evaluate`] computes a `BooleanArray` over a `RecordBatch`;
 //!    [`BoundExpression::filter`] keeps the rows where it is true. `crate::scan::prune` evaluates
-//!    the same bound tree over file statistics instead of rows.
+//!    the same bound tree over file statistics instead of rows (computed values are "unknown"
+//!    there, so files are kept). [`BoundValue::evaluate`] computes any value.
 //!
 //! # Semantics (invariants)
 //!
@@ -40,7 +48,14 @@
 //! - Errors never contain row values. Bind errors may quote column names and the SQL construct at
 //!   fault, never the literal values.
 //! - `Display` of an [`Expression`] prints SQL that [`parse`] reads back to the same tree (for
-//!   `AND`/`OR` with at least two children; `AND`/`OR` of fewer children print as their meaning).
+//!   `AND`/`OR` with at least two children; `AND`/`OR` of fewer children print as their meaning;
+//!   `Negate` of a number literal prints as the negative number, which parses as a literal).
+//!
+//! # Value expressions
+//!
+//! Spark SQL semantics with ANSI mode off, except that nothing ever silently produces a wrong
+//! number; the details (typing, promotion, NULLs, overflow, division by zero, CAST) are
+//! documented on [`BoundValue`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -68,6 +83,11 @@ use crate::partition::{
     naive_micros, parse_date_days, parse_timestamp_text, timestamp_array,
 };
 use crate::{Error, Result};
+
+mod cast;
+mod value;
+
+pub use value::{ArithmeticOp, BoundValue, CastType, Computed, FunctionName};
 
 // ---------------------------------------------------------------------------------------------
 // The AST
@@ -175,7 +195,7 @@ pub enum Literal {
     TimestampNtz(i64),
 }
 
-/// A predicate (or operand) in the predicate language. See the [module docs](self).
+/// A predicate or value in the expression language. See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expression {
     /// A column; more than one name is a path into nested structs (`a.b`).
@@ -224,27 +244,85 @@ pub enum Expression {
         /// `NOT BETWEEN`.
         negated: bool,
     },
+    /// `left op right` on numbers.
+    Arithmetic {
+        /// The operator.
+        op: ArithmeticOp,
+        /// The left operand.
+        left: Box<Expression>,
+        /// The right operand.
+        right: Box<Expression>,
+    },
+    /// Unary minus, `-expr`. ([`parse`] reads `-` before a number literal as part of the literal.)
+    Negate(Box<Expression>),
+    /// `left || right`: string concatenation.
+    Concat {
+        /// The left operand.
+        left: Box<Expression>,
+        /// The right operand.
+        right: Box<Expression>,
+    },
+    /// `CASE WHEN condition THEN value … [ELSE value] END`. A simple `CASE x WHEN v THEN …` is
+    /// parsed as `CASE WHEN x = v THEN …`.
+    Case {
+        /// `(condition, value)` pairs in order (at least one when parsed).
+        branches: Vec<(Expression, Expression)>,
+        /// The `ELSE` value (NULL when absent).
+        else_: Option<Box<Expression>>,
+    },
+    /// A function call.
+    Function {
+        /// The function.
+        name: FunctionName,
+        /// The arguments (as many as the function takes when parsed).
+        args: Vec<Expression>,
+    },
+    /// `CAST(expr AS type)`.
+    Cast {
+        /// The value to convert.
+        expr: Box<Expression>,
+        /// The type to convert it to.
+        to: CastType,
+    },
 }
 
 /// Parses a SQL boolean expression (a `WHERE` clause without `WHERE`).
 ///
+/// The grammar is the whole expression language (so `a + 1 > b` is a predicate); whether the
+/// expression is boolean is checked by [`Expression::bind`].
+///
 /// # Errors
 ///
 /// [`Error::InvalidArgument`] when the text is not valid SQL, has trailing tokens, or uses a
-/// construct outside the language (functions, arithmetic, `LIKE`, subqueries, …); the message
-/// names the construct.
+/// construct outside the language (other functions, `LIKE`, subqueries, …); the message names
+/// the construct.
 pub fn parse(sql: &str) -> Result<Expression> {
+    parse_as(sql, "predicate")
+}
+
+/// Parses a SQL value expression, such as the right-hand side of `UPDATE … SET col = value`.
+///
+/// Accepts the same grammar as [`parse`]; bind the result with [`Expression::bind_value`].
+///
+/// # Errors
+///
+/// As [`parse`].
+pub fn parse_value(sql: &str) -> Result<Expression> {
+    parse_as(sql, "value expression")
+}
+
+fn parse_as(sql: &str, what: &str) -> Result<Expression> {
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect)
         .try_with_sql(sql)
-        .map_err(|e| Error::invalid(format!("cannot parse predicate: {e}")))?;
+        .map_err(|e| Error::invalid(format!("cannot parse {what}: {e}")))?;
     let expr = parser
         .parse_expr()
-        .map_err(|e| Error::invalid(format!("cannot parse predicate: {e}")))?;
+        .map_err(|e| Error::invalid(format!("cannot parse {what}: {e}")))?;
     let next = parser.peek_token();
     if next.token != Token::EOF {
         return Err(Error::invalid(format!(
-            "cannot parse predicate: unexpected `{}` after the expression",
+            "cannot parse {what}: unexpected `{}` after the expression",
             next.token
         )));
     }
@@ -263,24 +341,24 @@ fn convert(expr: &sql::Expr) -> Result<Expression> {
         E::Nested(inner) => convert(inner)?,
         E::UnaryOp { op, expr: inner } => match op {
             sql::UnaryOperator::Not => Expression::Not(Box::new(convert(inner)?)),
-            sql::UnaryOperator::Minus | sql::UnaryOperator::Plus => {
-                let Expression::Literal(Literal::Number(text)) = convert(inner)? else {
-                    return Err(Error::invalid(format!(
-                        "unary `{op}` is only supported on numeric literals"
-                    )));
-                };
-                let text = if *op == sql::UnaryOperator::Plus {
-                    text
-                } else if let Some(positive) = text.strip_prefix('-') {
-                    positive.to_string()
-                } else {
-                    format!("-{text}")
-                };
-                Expression::Literal(Literal::Number(text))
-            }
+            sql::UnaryOperator::Minus | sql::UnaryOperator::Plus => match convert(inner)? {
+                // A sign before a number is part of the literal.
+                Expression::Literal(Literal::Number(text)) => {
+                    let text = if *op == sql::UnaryOperator::Plus {
+                        text
+                    } else if let Some(positive) = text.strip_prefix('-') {
+                        positive.to_string()
+                    } else {
+                        format!("-{text}")
+                    };
+                    Expression::Literal(Literal::Number(text))
+                }
+                other if *op == sql::UnaryOperator::Plus => other,
+                other => Expression::Negate(Box::new(other)),
+            },
             other => {
                 return Err(Error::invalid(format!(
-                    "operator `{other}` is not supported in predicates"
+                    "operator `{other}` is not supported"
                 )));
             }
         },
@@ -295,6 +373,25 @@ fn convert(expr: &sql::Expr) -> Result<Expression> {
                 collect_chain(expr, &sql::BinaryOperator::Or, &mut children)?;
                 Expression::Or(children)
             }
+            sql::BinaryOperator::StringConcat => Expression::Concat {
+                left: Box::new(convert(left)?),
+                right: Box::new(convert(right)?),
+            },
+            sql::BinaryOperator::Plus
+            | sql::BinaryOperator::Minus
+            | sql::BinaryOperator::Multiply
+            | sql::BinaryOperator::Divide
+            | sql::BinaryOperator::Modulo => Expression::Arithmetic {
+                op: match op {
+                    sql::BinaryOperator::Plus => ArithmeticOp::Add,
+                    sql::BinaryOperator::Minus => ArithmeticOp::Subtract,
+                    sql::BinaryOperator::Multiply => ArithmeticOp::Multiply,
+                    sql::BinaryOperator::Divide => ArithmeticOp::Divide,
+                    _ => ArithmeticOp::Modulo,
+                },
+                left: Box::new(convert(left)?),
+                right: Box::new(convert(right)?),
+            },
             _ => {
                 let op = match op {
                     sql::BinaryOperator::Eq => CompareOp::Eq,
@@ -305,7 +402,7 @@ fn convert(expr: &sql::Expr) -> Result<Expression> {
                     sql::BinaryOperator::GtEq => CompareOp::GtEq,
                     other => {
                         return Err(Error::invalid(format!(
-                            "operator `{other}` is not supported in predicates"
+                            "operator `{other}` is not supported"
                         )));
                     }
                 };
@@ -340,7 +437,7 @@ fn convert(expr: &sql::Expr) -> Result<Expression> {
                     negated: *negated,
                 }
             }
-            _ => return Err(Error::invalid("subqueries are not supported in predicates")),
+            _ => return Err(Error::invalid("subqueries are not supported")),
         },
         E::Between {
             expr: inner,
@@ -353,27 +450,81 @@ fn convert(expr: &sql::Expr) -> Result<Expression> {
             high: Box::new(convert(high)?),
             negated: *negated,
         },
-        E::Like { .. } | E::ILike { .. } | E::SimilarTo { .. } | E::RLike { .. } => {
+        E::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            let operand = operand.as_deref().map(convert).transpose()?;
+            let mut branches = Vec::with_capacity(conditions.len());
+            for when in conditions {
+                let condition = convert(&when.condition)?;
+                let condition = match &operand {
+                    Some(operand) => Expression::Compare {
+                        op: CompareOp::Eq,
+                        left: Box::new(operand.clone()),
+                        right: Box::new(condition),
+                    },
+                    None => condition,
+                };
+                branches.push((condition, convert(&when.result)?));
+            }
+            if branches.is_empty() {
+                return Err(Error::invalid("CASE needs at least one WHEN"));
+            }
+            Expression::Case {
+                branches,
+                else_: else_result
+                    .as_deref()
+                    .map(convert)
+                    .transpose()?
+                    .map(Box::new),
+            }
+        }
+        E::Function(function) => value::convert_function(function)?,
+        E::Trim {
+            expr: inner,
+            trim_where: None,
+            trim_what: None,
+            trim_characters: None,
+        } => Expression::Function {
+            name: FunctionName::Trim,
+            args: vec![convert(inner)?],
+        },
+        E::Trim { .. } => {
             return Err(Error::invalid(
-                "LIKE and pattern matching are not supported in predicates",
+                "TRIM with BOTH, LEADING, TRAILING or characters to trim is not supported; use \
+                 TRIM(value)",
             ));
         }
-        E::Function(function) => {
-            return Err(Error::invalid(format!(
-                "function `{}` is not supported in predicates",
-                function.name
-            )));
+        E::Cast {
+            kind: sql::CastKind::Cast,
+            expr: inner,
+            data_type,
+            format: None,
+        } => Expression::Cast {
+            expr: Box::new(convert(inner)?),
+            to: CastType::from_sql(data_type)?,
+        },
+        E::Cast { kind, .. } => {
+            return Err(Error::invalid(match kind {
+                sql::CastKind::Cast => "CAST … FORMAT is not supported".to_string(),
+                sql::CastKind::DoubleColon => {
+                    "`::` casts are not supported; use CAST(value AS type)".to_string()
+                }
+                other => format!("{other:?} is not supported; use CAST(value AS type)"),
+            }));
+        }
+        E::Like { .. } | E::ILike { .. } | E::SimilarTo { .. } | E::RLike { .. } => {
+            return Err(Error::invalid(
+                "LIKE and pattern matching are not supported",
+            ));
         }
         E::Subquery(_) | E::Exists { .. } => {
-            return Err(Error::invalid("subqueries are not supported in predicates"));
+            return Err(Error::invalid("subqueries are not supported"));
         }
-        E::Cast { .. } => return Err(Error::invalid("CAST is not supported in predicates")),
-        E::Case { .. } => return Err(Error::invalid("CASE is not supported in predicates")),
-        other => {
-            return Err(Error::invalid(format!(
-                "`{other}` is not supported in predicates"
-            )));
-        }
+        other => return Err(Error::invalid(format!("`{other}` is not supported"))),
     })
 }
 
@@ -404,17 +555,15 @@ fn convert_value(value: &sql::Value) -> Result<Literal> {
         | V::EscapedStringLiteral(text)
         | V::UnicodeStringLiteral(text)
         | V::NationalStringLiteral(text) => Literal::String(text.clone()),
-        V::HexStringLiteral(hex) => Literal::Binary(
-            decode_hex(hex).ok_or_else(|| Error::invalid("invalid hex literal in predicate"))?,
-        ),
+        V::HexStringLiteral(hex) => {
+            Literal::Binary(decode_hex(hex).ok_or_else(|| Error::invalid("invalid hex literal"))?)
+        }
         V::Boolean(value) => Literal::Boolean(*value),
         V::Null => Literal::Null,
         V::Placeholder(_) => {
-            return Err(Error::invalid(
-                "placeholders are not supported in predicates",
-            ));
+            return Err(Error::invalid("placeholders are not supported"));
         }
-        _ => return Err(Error::invalid("unsupported literal in predicate")),
+        _ => return Err(Error::invalid("unsupported literal")),
     })
 }
 
@@ -450,7 +599,7 @@ fn convert_typed_string(typed: &sql::TypedString) -> Result<Literal> {
                 })
         }
         other => Err(Error::invalid(format!(
-            "typed literal `{other} '…'` is not supported in predicates"
+            "typed literal `{other} '…'` is not supported"
         ))),
     }
 }
@@ -512,6 +661,25 @@ impl Expression {
                 low.visit_columns(visit);
                 high.visit_columns(visit);
             }
+            Self::Arithmetic { left, right, .. } | Self::Concat { left, right } => {
+                left.visit_columns(visit);
+                right.visit_columns(visit);
+            }
+            Self::Negate(inner) | Self::Cast { expr: inner, .. } => inner.visit_columns(visit),
+            Self::Case { branches, else_ } => {
+                for (condition, value) in branches {
+                    condition.visit_columns(visit);
+                    value.visit_columns(visit);
+                }
+                if let Some(else_) = else_ {
+                    else_.visit_columns(visit);
+                }
+            }
+            Self::Function { args, .. } => {
+                for arg in args {
+                    arg.visit_columns(visit);
+                }
+            }
         }
     }
 
@@ -527,6 +695,25 @@ impl Expression {
     /// compared with, or a non-boolean predicate. Messages name the column, never the literal.
     pub fn bind(&self, schema: &Schema) -> Result<BoundExpression> {
         bind_boolean(self, schema)
+    }
+
+    /// Binds a value expression to `schema`. See [`BoundValue`] for the typing rules.
+    ///
+    /// With a `target` (the type of the column the value is stored in), literals take that type
+    /// (exactly, as in comparisons) and the result is converted to it under Spark's
+    /// store-assignment rules: any numeric type to any numeric type (an overflow is an error at
+    /// evaluation), any atomic type to a string, dates and timestamps to each other, NULL to
+    /// anything; other conversions need an explicit `CAST`. Without a target the value keeps its
+    /// own type.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an unknown or ambiguous column, operands of the wrong type
+    /// (`'a' * 2`, `UPPER` of a struct), a literal that does not fit, branches of incompatible
+    /// types, an unsupported `CAST` or a value that cannot be stored in `target`. Messages name
+    /// columns and constructs, never literal values.
+    pub fn bind_value(&self, schema: &Schema, target: Option<&DataType>) -> Result<BoundValue> {
+        value::bind_value(self, schema, target)
     }
 
     fn is_atom(&self) -> bool {
@@ -547,6 +734,17 @@ fn write_operand(f: &mut fmt::Formatter<'_>, expr: &Expression) -> fmt::Result {
         write!(f, "{expr}")
     } else {
         write!(f, "({expr})")
+    }
+}
+
+/// An operand of an arithmetic operator or `||`: like [`write_operand`], but a negative number
+/// is parenthesized too (so `a - (-1)` never prints as `a - -1` and `(-1) * a` keeps its tree).
+fn write_value_operand(f: &mut fmt::Formatter<'_>, expr: &Expression) -> fmt::Result {
+    match expr {
+        Expression::Literal(Literal::Number(text)) if text.starts_with('-') => {
+            write!(f, "({expr})")
+        }
+        _ => write_operand(f, expr),
     }
 }
 
@@ -649,6 +847,49 @@ impl fmt::Display for Expression {
                 f.write_str(" AND ")?;
                 write_operand(f, high)
             }
+            Self::Arithmetic { op, left, right } => {
+                write_value_operand(f, left)?;
+                write!(f, " {op} ")?;
+                write_value_operand(f, right)
+            }
+            Self::Negate(inner) => {
+                f.write_str("-")?;
+                write_value_operand(f, inner)
+            }
+            Self::Concat { left, right } => {
+                write_value_operand(f, left)?;
+                f.write_str(" || ")?;
+                write_value_operand(f, right)
+            }
+            Self::Case { branches, else_ } => {
+                f.write_str("CASE")?;
+                for (condition, value) in branches {
+                    f.write_str(" WHEN ")?;
+                    write_operand(f, condition)?;
+                    f.write_str(" THEN ")?;
+                    write_operand(f, value)?;
+                }
+                if let Some(else_) = else_ {
+                    f.write_str(" ELSE ")?;
+                    write_operand(f, else_)?;
+                }
+                f.write_str(" END")
+            }
+            Self::Function { name, args } => {
+                write!(f, "{name}(")?;
+                for (i, arg) in args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write_operand(f, arg)?;
+                }
+                f.write_str(")")
+            }
+            Self::Cast { expr, to } => {
+                f.write_str("CAST(")?;
+                write_operand(f, expr)?;
+                write!(f, " AS {to})")
+            }
         }
     }
 }
@@ -717,6 +958,9 @@ pub enum BoundExpression {
         /// `NOT IN`.
         negated: bool,
     },
+    /// A computed value: arithmetic, `||`, `CASE`, a function or a `CAST` (see [`BoundValue`]).
+    /// Its inner structure is private; file pruning treats it as unknown.
+    Computed(Box<Computed>),
 }
 
 /// An operand whose literal is not typed yet: its type comes from what it is compared with.
@@ -732,6 +976,7 @@ impl BoundExpression {
         match self {
             Self::Column(column) => column.data_type.clone(),
             Self::Literal(scalar) => scalar.get().0.data_type().clone(),
+            Self::Computed(computed) => computed.data_type().clone(),
             _ => DataType::Boolean,
         }
     }
@@ -771,6 +1016,7 @@ impl BoundExpression {
                     item.visit_columns(visit);
                 }
             }
+            Self::Computed(computed) => computed.visit_columns(visit),
         }
     }
 
@@ -778,6 +1024,7 @@ impl BoundExpression {
         match self {
             Self::Column(column) => format!("column `{}`", column.name()),
             Self::Literal(_) => "literal".to_string(),
+            Self::Computed(computed) => computed.label().to_string(),
             _ => "boolean expression".to_string(),
         }
     }
@@ -877,6 +1124,12 @@ fn bind_operand(expr: &Expression, schema: &Schema) -> Result<Operand> {
             };
             return bind_operand(&rewritten, schema);
         }
+        Expression::Arithmetic { .. }
+        | Expression::Negate(_)
+        | Expression::Concat { .. }
+        | Expression::Case { .. }
+        | Expression::Function { .. }
+        | Expression::Cast { .. } => value::bind_computed(expr, schema, None)?,
     }))
 }
 
@@ -939,6 +1192,15 @@ fn bind_in_list(
 fn bind_compare(op: CompareOp, left: Operand, right: Operand) -> Result<BoundExpression> {
     let (left, right) = match (left, right) {
         (Operand::Bound(left), Operand::Bound(right)) => {
+            // A computed operand (`a + 1`) is compared with a value of another numeric, date or
+            // timestamp type after widening both; two plain columns must have one type.
+            let (left, right) = if matches!(left, BoundExpression::Computed(_))
+                || matches!(right, BoundExpression::Computed(_))
+            {
+                value::widen_pair(left, right)?
+            } else {
+                (left, right)
+            };
             check_same_type(&left, &right)?;
             (left, right)
         }
@@ -1104,21 +1366,55 @@ fn common_literal_type(left: &Literal, right: &Literal) -> DataType {
 /// Converts `literal` to a length-1 array of `data_type`, exactly. `target` names what the
 /// literal is compared with, for messages.
 fn coerce_literal(literal: &Literal, data_type: &DataType, target: &str) -> Result<ArrayRef> {
+    coerce_literal_as(literal, data_type, LiteralUse::Compared(target))
+}
+
+/// What a literal being typed is for, for messages.
+#[derive(Debug, Clone, Copy)]
+enum LiteralUse<'a> {
+    /// Compared with this (`column `x``).
+    Compared(&'a str),
+    /// A value in this construct (`CASE`, `a SET value`).
+    Value(&'a str),
+}
+
+/// Converts `literal` to a length-1 array of `data_type`, exactly.
+fn coerce_literal_as(
+    literal: &Literal,
+    data_type: &DataType,
+    use_: LiteralUse<'_>,
+) -> Result<ArrayRef> {
     let mismatch = |kind: &str| {
-        Error::invalid(format!(
-            "cannot compare {target} of type {data_type} with a {kind} literal"
-        ))
+        Error::invalid(match use_ {
+            LiteralUse::Compared(target) => {
+                format!("cannot compare {target} of type {data_type} with a {kind} literal")
+            }
+            LiteralUse::Value(what) => {
+                format!("a {kind} literal in {what} cannot be used as a value of type {data_type}")
+            }
+        })
     };
-    let text_error = |error: TextError| match error {
-        TextError::Malformed => Error::invalid(format!(
-            "literal compared with {target} is not a valid {data_type} value"
-        )),
-        TextError::DoesNotFit => Error::invalid(format!(
-            "literal compared with {target} does not fit its type {data_type}"
-        )),
-        TextError::Unsupported => Error::invalid(format!(
-            "literals cannot be compared with {target} of type {data_type}"
-        )),
+    let text_error = |error: TextError| {
+        Error::invalid(match (use_, error) {
+            (LiteralUse::Compared(target), TextError::Malformed) => {
+                format!("literal compared with {target} is not a valid {data_type} value")
+            }
+            (LiteralUse::Compared(target), TextError::DoesNotFit) => {
+                format!("literal compared with {target} does not fit its type {data_type}")
+            }
+            (LiteralUse::Compared(target), TextError::Unsupported) => {
+                format!("literals cannot be compared with {target} of type {data_type}")
+            }
+            (LiteralUse::Value(what), TextError::Malformed) => {
+                format!("a literal in {what} is not a valid {data_type} value")
+            }
+            (LiteralUse::Value(what), TextError::DoesNotFit) => {
+                format!("a literal in {what} does not fit the type {data_type}")
+            }
+            (LiteralUse::Value(what), TextError::Unsupported) => {
+                format!("a literal in {what} cannot be a value of type {data_type}")
+            }
+        })
     };
     let rules = TextRules {
         naive_timestamp_zone: None,
@@ -1422,6 +1718,7 @@ impl BoundExpression {
                     result
                 }
             }
+            Self::Computed(computed) => computed.eval(batch)?,
         })
     }
 
@@ -1578,23 +1875,33 @@ mod tests {
     fn rejects_what_it_does_not_support() {
         for (sql, needle) in [
             ("f(a) = 1", "function `f`"),
-            ("a + 1 = 2", "operator `+`"),
+            ("count(DISTINCT a) = 1", "function `count`"),
+            ("a & 1 = 2", "operator `&`"),
+            ("a DIV 2 = 1", "DIV"),
             ("a LIKE 'x%'", "LIKE"),
             ("a IN (SELECT 1)", "subqueries"),
             ("EXISTS (SELECT 1)", "subqueries"),
-            ("CAST(a AS INT) = 1", "CAST"),
-            ("-a = 1", "unary `-`"),
+            ("TRY_CAST(a AS INT) = 1", "use CAST"),
+            ("a::INT = 1", "`::`"),
+            ("CAST(a AS VARCHAR(3)) = 'x'", "CAST to"),
+            ("CAST(a AS DECIMAL(39,0)) = 1", "precision must be 1 to 38"),
+            ("CAST(a AS DECIMAL(3,4)) = 1", "precision must be 1 to 38"),
+            ("UPPER(a, b) = 'x'", "exactly one argument"),
+            ("UPPER(DISTINCT a) = 'x'", "DISTINCT"),
+            ("COALESCE() = 1", "at least one argument"),
+            ("TRIM(BOTH 'x' FROM a) = 'y'", "TRIM with"),
+            ("upper(a) OVER () = 'x'", "OVER"),
             ("a = 1 garbage", "unexpected"),
             ("a = 1;", "unexpected"),
             ("a =", "cannot parse"),
             ("d = DATE '2024-13-01'", "DATE"),
             ("t = TIMESTAMP_NTZ '2024-01-01T00:00:00Z'", "TIMESTAMP_NTZ"),
-            ("CASE WHEN a THEN b END", "CASE"),
             ("a = INTERVAL '1' DAY", "not supported"),
         ] {
             let message = invalid_message(parse(sql));
             assert!(message.contains(needle), "{sql}: {message}");
         }
+        assert!(invalid_message(parse_value("a +")).contains("cannot parse value expression"));
     }
 
     #[test]
@@ -2013,6 +2320,92 @@ mod tests {
         ]
     }
 
+    fn arithmetic_op() -> impl Strategy<Value = ArithmeticOp> {
+        prop_oneof![
+            Just(ArithmeticOp::Add),
+            Just(ArithmeticOp::Subtract),
+            Just(ArithmeticOp::Multiply),
+            Just(ArithmeticOp::Divide),
+            Just(ArithmeticOp::Modulo),
+        ]
+    }
+
+    fn cast_type() -> impl Strategy<Value = CastType> {
+        prop_oneof![
+            Just(CastType::Boolean),
+            Just(CastType::Byte),
+            Just(CastType::Short),
+            Just(CastType::Int),
+            Just(CastType::Long),
+            Just(CastType::Float),
+            Just(CastType::Double),
+            Just(CastType::String),
+            Just(CastType::Binary),
+            Just(CastType::Date),
+            Just(CastType::Timestamp),
+            Just(CastType::TimestampNtz),
+            (1_u8..=38)
+                .prop_flat_map(|precision| (Just(precision), 0..=precision))
+                .prop_map(|(precision, scale)| CastType::Decimal { precision, scale }),
+        ]
+    }
+
+    /// The value constructs over `inner` (the parser folds `-<number>` into the literal, so a
+    /// negated number literal is not a tree `parse` produces).
+    fn value_expression(
+        inner: impl Strategy<Value = Expression> + Clone + 'static,
+    ) -> impl Strategy<Value = Expression> {
+        prop_oneof![
+            (arithmetic_op(), inner.clone(), inner.clone()).prop_map(|(op, left, right)| {
+                Expression::Arithmetic {
+                    op,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                }
+            }),
+            inner
+                .clone()
+                .prop_filter("parse folds a negated number", |e| {
+                    !matches!(e, Expression::Literal(Literal::Number(_)))
+                })
+                .prop_map(|e| Expression::Negate(Box::new(e))),
+            (inner.clone(), inner.clone()).prop_map(|(left, right)| Expression::Concat {
+                left: Box::new(left),
+                right: Box::new(right),
+            }),
+            (
+                proptest::collection::vec((inner.clone(), inner.clone()), 1..3),
+                proptest::option::of(inner.clone())
+            )
+                .prop_map(|(branches, else_)| Expression::Case {
+                    branches,
+                    else_: else_.map(Box::new),
+                }),
+            proptest::collection::vec(inner.clone(), 1..4).prop_map(|args| {
+                Expression::Function {
+                    name: FunctionName::Coalesce,
+                    args,
+                }
+            }),
+            (
+                prop_oneof![
+                    Just(FunctionName::Upper),
+                    Just(FunctionName::Lower),
+                    Just(FunctionName::Trim)
+                ],
+                inner.clone()
+            )
+                .prop_map(|(name, arg)| Expression::Function {
+                    name,
+                    args: vec![arg]
+                }),
+            (inner, cast_type()).prop_map(|(expr, to)| Expression::Cast {
+                expr: Box::new(expr),
+                to
+            }),
+        ]
+    }
+
     fn expression() -> impl Strategy<Value = Expression> {
         let leaf = prop_oneof![
             atom(),
@@ -2047,10 +2440,13 @@ mod tests {
                 inner.clone().prop_map(|e| Expression::Not(Box::new(e))),
                 (compare_op(), inner.clone(), inner.clone())
                     .prop_map(|(op, left, right)| cmp_expr(op, left, right)),
-                (inner, any::<bool>()).prop_map(|(expr, negated)| Expression::IsNull {
-                    expr: Box::new(expr),
-                    negated
+                (inner.clone(), any::<bool>()).prop_map(|(expr, negated)| {
+                    Expression::IsNull {
+                        expr: Box::new(expr),
+                        negated,
+                    }
                 }),
+                value_expression(inner),
             ]
         })
     }
@@ -2061,7 +2457,10 @@ mod tests {
             let sql = expr.to_string();
             let parsed = parse(&sql);
             prop_assert!(parsed.is_ok(), "{sql}: {parsed:?}");
-            prop_assert_eq!(parsed.unwrap(), expr, "{}", sql);
+            prop_assert_eq!(parsed.unwrap(), expr.clone(), "{}", sql);
+            let value = parse_value(&sql);
+            prop_assert!(value.is_ok(), "{sql}: {value:?}");
+            prop_assert_eq!(value.unwrap(), expr, "{}", sql);
         }
     }
 }
