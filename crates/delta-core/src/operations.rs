@@ -790,7 +790,8 @@ impl Table {
     }
 
     /// UPDATE: for rows matching `predicate` (all when `None`), set each column to the
-    /// value of its expression (a literal or another column), copy-on-write.
+    /// value of its expression (any value expression: literals, columns, arithmetic, CASE,
+    /// COALESCE, CAST; see [`crate::expression::parse_value`]), copy-on-write.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for unknown columns or values of the wrong type;
