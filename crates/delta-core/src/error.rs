@@ -45,6 +45,16 @@ pub enum Error {
         /// What clashes: the file or partition, or the metadata change.
         reason: String,
     },
+    /// The commit may or may not have happened (the put failed ambiguously and the slot
+    /// could not be read back). Do not delete the files the commit referenced; reload the
+    /// table to find out.
+    #[error("outcome of commit {version} unknown: {reason}")]
+    CommitOutcomeUnknown {
+        /// The version the commit tried to write.
+        version: Version,
+        /// What failed.
+        reason: String,
+    },
     /// A write would break a table constraint; nothing was committed.
     #[error("constraint {name} violated by {violations} row(s): {expression}")]
     ConstraintViolation {

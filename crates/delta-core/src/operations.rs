@@ -307,6 +307,7 @@ impl WriteBuilder {
         let txn = report.record_metrics(txn);
         match txn.commit().await {
             Ok(committed) => Ok(report.committed(&committed)),
+            Err(e @ Error::CommitOutcomeUnknown { .. }) => Err(e),
             Err(e) => {
                 abort_adds(&self.table, &adds).await;
                 Err(e)
@@ -661,9 +662,11 @@ fn candidates(snapshot: &Snapshot, predicate: Option<&Expression>) -> Result<Can
         }
         let all_match = matches!(inverse.verdict, Verdict::Skip(_))
             && planned.add.deletion_vector.is_none()
-            && columns.iter().all(|c| {
-                snapshot.partition_columns().contains(c)
-                    || planned.stats.as_ref().is_some_and(|s| s.null_count.get(c) == Some(&0))
+            // No referenced value may be NULL: a NULL makes the predicate NULL, and such
+            // rows survive a DELETE. Partition values are exact; data columns need stats.
+            && columns.iter().all(|c| match planned.partition_value(c) {
+                Some(value) => !value.is_null(0),
+                None => planned.stats.as_ref().is_some_and(|s| s.null_count.get(c) == Some(&0)),
             });
         if all_match {
             whole.push(planned.add.clone());
@@ -893,6 +896,7 @@ impl Table {
         let txn = report.record_metrics(txn).with_metric("numUpdatedRows", report.rows_affected);
         match txn.commit().await {
             Ok(committed) => Ok(report.committed(&committed)),
+            Err(e @ Error::CommitOutcomeUnknown { .. }) => Err(e),
             Err(e) => {
                 abort_adds(self, &adds).await;
                 Err(e)

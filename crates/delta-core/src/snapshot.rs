@@ -120,9 +120,13 @@ async fn replay_checkpoint(
             })
             .collect();
         replay.apply(actions, None);
-        let reads = sidecars.into_iter().map(|(path, size)| async move {
-            read_sidecar(storage, &path, u64::try_from(size).ok()).await
-        });
+        let reads: Vec<_> = sidecars
+            .into_iter()
+            .map(|(path, size)| {
+                let storage = storage.clone();
+                async move { read_sidecar(&storage, &path, u64::try_from(size).ok()).await }
+            })
+            .collect();
         let mut stream = futures::stream::iter(reads).buffered(LOG_READ_CONCURRENCY);
         while let Some(actions) = stream.try_next().await? {
             replay.apply(actions, None);
@@ -136,11 +140,17 @@ impl Snapshot {
     pub(crate) async fn load(storage: Storage, target: Option<Version>) -> Result<Self> {
         let segment = find_segment(&storage, target).await?;
         let mut replay = Replay::new(segment.version);
-        let reads = segment
+        // Owned futures (no closure borrowing across awaits) keep the load future `Send`.
+        let reads: Vec<_> = segment
             .commits
             .iter()
             .rev()
-            .map(|file| read_commit(&storage, file));
+            .cloned()
+            .map(|file| {
+                let storage = storage.clone();
+                async move { read_commit(&storage, &file).await }
+            })
+            .collect();
         let mut commits = futures::stream::iter(reads).buffered(LOG_READ_CONCURRENCY);
         while let Some((version, actions)) = commits.try_next().await? {
             replay.apply(actions, Some(version));

@@ -238,22 +238,28 @@ impl Table {
         }
         commits.sort_by_key(|f| std::cmp::Reverse(f.log_path.version()));
         commits.truncate(limit.unwrap_or(usize::MAX));
-        let reads = commits.iter().map(|file| async move {
-            let actions = self.read_commit_file(file).await?;
-            let commit_info = actions.into_iter().find_map(|a| match a {
-                Action::CommitInfo(ci) => Some(ci),
-                _ => None,
-            });
-            let timestamp_ms = commit_info
-                .as_ref()
-                .and_then(CommitInfo::in_commit_timestamp)
-                .unwrap_or(file.last_modified_ms);
-            Ok::<_, Error>(CommitEntry {
-                version: file.log_path.version().unwrap_or_default(),
-                timestamp_ms,
-                commit_info,
+        let reads: Vec<_> = commits
+            .into_iter()
+            .map(|file| {
+                let table = self.clone();
+                async move {
+                    let actions = table.read_commit_file(&file).await?;
+                    let commit_info = actions.into_iter().find_map(|a| match a {
+                        Action::CommitInfo(ci) => Some(ci),
+                        _ => None,
+                    });
+                    let timestamp_ms = commit_info
+                        .as_ref()
+                        .and_then(CommitInfo::in_commit_timestamp)
+                        .unwrap_or(file.last_modified_ms);
+                    Ok::<_, Error>(CommitEntry {
+                        version: file.log_path.version().unwrap_or_default(),
+                        timestamp_ms,
+                        commit_info,
+                    })
+                }
             })
-        });
+            .collect();
         futures::stream::iter(reads)
             .buffered(HISTORY_READ_CONCURRENCY)
             .try_collect()

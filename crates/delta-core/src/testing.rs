@@ -114,9 +114,6 @@ impl FaultyStore {
         }
     }
 
-    fn crashed(&self) -> bool {
-        matches!(self.fault, Fault::CrashAt(n) if self.calls.load(Ordering::SeqCst) > n)
-    }
 }
 
 #[async_trait]
@@ -146,11 +143,17 @@ impl ObjectStore for FaultyStore {
     }
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-        if self.crashed() {
-            let error = Self::injected("delete", self.calls());
+        let index = self.calls.fetch_add(1, Ordering::SeqCst);
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let fail = match self.fault {
+            Fault::FailAt(n) => n == index,
+            Fault::CrashAt(n) => index >= n,
+            _ => false,
+        };
+        if fail {
+            let error = Self::injected("delete", index);
             return futures::stream::once(async move { Err(error) }).boxed();
         }
-        self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.delete_stream(locations)
     }
 

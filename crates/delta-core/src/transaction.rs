@@ -271,12 +271,30 @@ impl Transaction {
             .read_snapshot
             .as_ref()
             .and_then(|s| s.commit_info().and_then(CommitInfo::in_commit_timestamp));
-        let matches_read = |add: &Add| -> bool {
-            match (&self.read_snapshot, &self.read_predicate) {
-                (Some(snapshot), Some(predicate)) => snapshot.file_may_match(predicate, add),
-                _ => true,
+        // A writer whose read version fell behind a checkpoint whose earlier commits were
+        // cleaned up must not write into the cleaned-up range: readers start from the
+        // checkpoint and would never see it.
+        if let Some(read) = read_version {
+            if let Some(hint) = self.checkpoint_hint().await {
+                if hint > read {
+                    let still_there = self
+                        .storage
+                        .read_optional(&self.storage.log_location(&LogPath::Commit(read + 1).file_name()))
+                        .await?
+                        .is_some()
+                        || hint < version;
+                    if !still_there {
+                        return Err(Error::Conflict {
+                            winning_version: hint,
+                            operation: "CHECKPOINT".to_owned(),
+                            reason: format!(
+                                "the table moved to version {hint} and the commits after this transaction's read version {read} were cleaned up; reload the table and retry"
+                            ),
+                        });
+                    }
+                }
             }
-        };
+        }
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -294,24 +312,15 @@ impl Transaction {
                 Err(Error::Storage(e)) => {
                     // Ambiguous: the object may have been written. Read the slot back.
                     tracing::warn!(version, error = %e, "ambiguous commit put; reading the slot back");
-                    match self.storage.read_optional(&location).await? {
-                        None if attempts < self.max_attempts => continue,
-                        None => return Err(Error::Storage(e)),
-                        Some(existing) => {
-                            let ours = parse_commit(&existing, &self.storage.display(&location))
-                                .ok()
-                                .and_then(|a| {
-                                    a.into_iter().find_map(|a| match a {
-                                        Action::CommitInfo(ci) => ci.0.get("txnId").and_then(|t| t.as_str().map(str::to_owned)),
-                                        _ => None,
-                                    })
-                                })
-                                .is_some_and(|t| t == txn_id);
-                            if ours {
-                                PutOutcome::Written
-                            } else {
-                                PutOutcome::AlreadyExists
-                            }
+                    match self.storage.read_optional(&location).await {
+                        Ok(None) if attempts < self.max_attempts => continue,
+                        Ok(None) => return Err(Error::Storage(e)),
+                        Ok(Some(_)) => PutOutcome::AlreadyExists,
+                        Err(read_error) => {
+                            return Err(Error::CommitOutcomeUnknown {
+                                version,
+                                reason: format!("the put failed ({e}) and reading the slot back failed ({read_error})"),
+                            });
                         }
                     }
                 }
@@ -331,6 +340,29 @@ impl Transaction {
                     });
                 }
                 PutOutcome::AlreadyExists => {
+                    let bytes = match self.storage.read(&location).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            return Err(Error::CommitOutcomeUnknown {
+                                version,
+                                reason: format!("version {version} exists but cannot be read back ({e})"),
+                            });
+                        }
+                    };
+                    let winner = parse_commit(&bytes, &self.storage.display(&location))?;
+                    // A put that timed out may have landed after all: that commit is ours.
+                    let is_ours = winner.iter().any(|a| {
+                        matches!(a, Action::CommitInfo(ci) if ci.0.get("txnId").and_then(serde_json::Value::as_str) == Some(txn_id.as_str()))
+                    });
+                    if is_ours {
+                        tracing::debug!(version, attempts, "committed (recognised after an ambiguous put)");
+                        let checkpointed = self.after_commit(version, checkpoint_interval).await;
+                        return Ok(Committed {
+                            version,
+                            attempts,
+                            checkpointed,
+                        });
+                    }
                     if read_version.is_none() {
                         return Err(Error::Conflict {
                             winning_version: version,
@@ -338,9 +370,15 @@ impl Transaction {
                             reason: "the table was created concurrently".to_owned(),
                         });
                     }
-                    let bytes = self.storage.read(&location).await?;
-                    let winner = parse_commit(&bytes, &self.storage.display(&location))?;
-                    check(&self.footprint, isolation, version, &winner, &matches_read)?;
+                    {
+                        let matches_read = |add: &Add| -> bool {
+                            match (&self.read_snapshot, &self.read_predicate) {
+                                (Some(snapshot), Some(predicate)) => snapshot.file_may_match(predicate, add),
+                                _ => true,
+                            }
+                        };
+                        check(&self.footprint, isolation, version, &winner, &matches_read)?;
+                    }
                     previous_ict = winner
                         .iter()
                         .find_map(|a| match a {
@@ -360,6 +398,20 @@ impl Transaction {
                 }
             }
         }
+    }
+
+    /// The version `_last_checkpoint` names, if it is readable.
+    async fn checkpoint_hint(&self) -> Option<Version> {
+        let bytes = self
+            .storage
+            .read_optional(&self.storage.log_location("_last_checkpoint"))
+            .await
+            .ok()
+            .flatten()?;
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()?
+            .get("version")?
+            .as_u64()
     }
 
     async fn backoff(&self, attempts: u32) {

@@ -13,18 +13,14 @@
 //!
 //! BUG (reported, not fixed here): the futures of `Table::snapshot`, `snapshot_at`,
 //! `history`, `version_at_timestamp`, `delete`, `WriteBuilder::execute` and
-//! `Transaction::commit` are not `Send` ("implementation of `Send` is not general enough",
-//! a rustc limitation with higher-ranked closures held across `.await`), so `tokio::spawn`
-//! of any write does not compile. Until that is fixed, [`spawn`] runs each racing writer
-//! on its own blocking-pool thread of the same runtime with `Handle::block_on`, which
-//! races just as hard. `send_probe` below states the requirement; compile it with
-//! `cargo rustc -p delta-core --profile test --test concurrency -- --cfg send_probe`.
+//! `Transaction::commit` were once not `Send` (closures held across `.await`); they are now,
+//! and `send_probe` below keeps it so. [`spawn`] runs each racing writer on its own
+//! blocking-pool thread of the same runtime with `Handle::block_on`, which races as hard.
 
 #![allow(
     clippy::unwrap_used,
     reason = "a test should fail loudly on an unexpected error (STYLE.md plans allow-unwrap-in-tests)"
 )]
-#![allow(unexpected_cfgs, reason = "`send_probe` is an opt-in cfg (see the module docs)")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -59,9 +55,8 @@ where
 }
 
 /// The futures of public operations must be `Send + 'static` so callers can
-/// `tokio::spawn` them. Does not compile today (see the module docs).
-#[cfg(send_probe)]
-#[allow(dead_code)]
+/// `tokio::spawn` them: this module only compiles if they are.
+#[allow(dead_code, reason = "compiling it is the test")]
 mod send_probe {
     use delta_core::{Snapshot, Table};
     use futures::StreamExt;

@@ -66,6 +66,17 @@ pub struct PlannedFile {
 }
 
 impl PlannedFile {
+    /// The typed value of partition column `column` (a length-1 array; case-insensitive).
+    #[must_use]
+    pub fn partition_value(&self, column: &str) -> Option<&ArrayRef> {
+        self.partition_values.get(column).or_else(|| {
+            self.partition_values
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(column))
+                .map(|(_, v)| v)
+        })
+    }
+
     /// Whether the file must be read.
     #[must_use]
     pub fn is_kept(&self) -> bool {
