@@ -81,11 +81,10 @@ async fn check_table(base: &Path, exp: &Expectation) -> Result<String, String> {
         None => table.snapshot().await,
     }
     .map_err(|e| e.to_string())?;
-    if let Some(v) = exp.version {
-        if snapshot.version() != v {
+    if let Some(v) = exp.version
+        && snapshot.version() != v {
             return Err(format!("loaded version {} instead of {v}", snapshot.version()));
         }
-    }
     let mut notes = Vec::new();
     if let Some(n) = exp.live_files {
         if snapshot.files().len() != n {
@@ -119,11 +118,10 @@ async fn check_table(base: &Path, exp: &Expectation) -> Result<String, String> {
                         return Err(format!("v{v}: {got} rows, expected {want}"));
                     }
                 }
-                serde_json::Value::String(g) if g == "gone" => {
-                    if table.snapshot_at(v).await.is_ok() {
+                serde_json::Value::String(g) if g == "gone"
+                    && table.snapshot_at(v).await.is_ok() => {
                         return Err(format!("v{v} should not be reconstructable (history cleaned)"));
                     }
-                }
                 _ => {}
             }
         }

@@ -46,13 +46,12 @@ fn vacuum_dry_run_never_lists_live_files_of_spark_tables() {
         for add in snapshot.files() {
             let decoded = percent_decode(&add.path);
             live.insert(decoded);
-            if let Some(dv) = &add.deletion_vector {
-                if let Some(url) = dv.absolute_path(snapshot.table_url()).unwrap() {
+            if let Some(dv) = &add.deletion_vector
+                && let Some(url) = dv.absolute_path(snapshot.table_url()).unwrap() {
                     let relative = url.as_str().strip_prefix(snapshot.table_url().as_str()).unwrap().to_owned();
                     live.insert(percent_decode(&relative));
                     with_dvs += 1;
                 }
-            }
         }
         for file in &report.files {
             assert!(!live.contains(file), "{}: vacuum would delete live file {file}", exp.name);

@@ -64,7 +64,7 @@ impl Snapshot {
         let mut seen = 0u64;
         while let Some(batch) = stream.try_next().await? {
             for row in 0..batch.num_rows() {
-                if seen % stride == 0 && sampled.len() < samples {
+                if seen.is_multiple_of(stride) && sampled.len() < samples {
                     sampled.push(literals(&batch, row));
                 }
                 seen += 1;

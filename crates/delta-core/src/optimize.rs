@@ -392,7 +392,7 @@ impl OptimizeBuilder {
         while let Some(batch) = stream.try_next().await? {
             let keys = row_keys(&converters, &batch)?;
             for row in 0..batch.num_rows() {
-                if seen % stride == 0 {
+                if seen.is_multiple_of(stride) {
                     sample.push(keys.iter().map(|k| k[row].clone()).collect());
                     if sample.len() >= 2 * SAMPLE_ROWS {
                         sample = sample.into_iter().step_by(2).collect();

@@ -274,9 +274,9 @@ impl Transaction {
         // A writer whose read version fell behind a checkpoint whose earlier commits were
         // cleaned up must not write into the cleaned-up range: readers start from the
         // checkpoint and would never see it.
-        if let Some(read) = read_version {
-            if let Some(hint) = self.checkpoint_hint().await {
-                if hint > read {
+        if let Some(read) = read_version
+            && let Some(hint) = self.checkpoint_hint().await
+                && hint > read {
                     let still_there = self
                         .storage
                         .read_optional(&self.storage.log_location(&LogPath::Commit(read + 1).file_name()))
@@ -293,8 +293,6 @@ impl Transaction {
                         });
                     }
                 }
-            }
-        }
         let mut attempts = 0u32;
         loop {
             attempts += 1;

@@ -182,11 +182,10 @@ fn referenced_files(snapshot: &Snapshot, cutoff: i64) -> Result<HashSet<String>>
     let mut keep = HashSet::new();
     let mut add = |path: &str, dv: Option<&DeletionVectorDescriptor>| -> Result<()> {
         keep.insert(relative(&root, path));
-        if let Some(dv) = dv {
-            if let Some(url) = dv.absolute_path(&root)? {
+        if let Some(dv) = dv
+            && let Some(url) = dv.absolute_path(&root)? {
                 keep.insert(relative(&root, url.as_str()));
             }
-        }
         Ok(())
     };
     for file in snapshot.files() {

@@ -1,6 +1,11 @@
 //! Bad input never panics and never returns data: each case is a clear error that names
 //! the file, version, action or feature at fault.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] functions: a panic is how a test fails"
+)]
+
 use std::sync::Arc;
 
 use delta_core::action::{Action, Add, Metadata, Protocol, format_commit};

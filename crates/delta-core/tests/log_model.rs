@@ -4,6 +4,11 @@
 //! says, and a checkpoint at a random version plus the tail replays to the same state as
 //! replaying every commit.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] functions: a panic is how a test fails"
+)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

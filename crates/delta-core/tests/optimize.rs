@@ -1,6 +1,11 @@
 //! OPTIMIZE: compaction and clustering preserve rows, are idempotent, and clustering
 //! brings point probes down to about √n files per column.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] functions: a panic is how a test fails"
+)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

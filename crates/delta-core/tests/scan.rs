@@ -2,6 +2,11 @@
 //! Spark fixtures only have `u`), checksum errors, pruning plans, and time travel by
 //! in-commit timestamp.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] functions: a panic is how a test fails"
+)]
+
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};

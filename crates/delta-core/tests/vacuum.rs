@@ -1,5 +1,10 @@
 //! VACUUM deletes only files no version inside the retention window can read.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] functions: a panic is how a test fails"
+)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,6 +2,11 @@
 //! fake clock. After every VACUUM, every version committed inside the retention window still
 //! reads back exactly the rows the model recorded for it, and the latest version always does.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] functions: a panic is how a test fails"
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

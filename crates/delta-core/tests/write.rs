@@ -2,6 +2,11 @@
 //! dynamic partitions), schema merge, DELETE and UPDATE copy-on-write, constraints,
 //! idempotent app transactions, checkpoints every 10 commits.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] functions: a panic is how a test fails"
+)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
