@@ -51,7 +51,10 @@ async fn open(root: &Path) -> Result<Table, String> {
     Table::open(root.to_str().ok_or("non-UTF-8 path")?, &HashMap::new()).map_err(|e| e.to_string())
 }
 
-async fn scan_rows(snapshot: &Snapshot, zone: Option<&str>) -> Result<Vec<arrow::array::RecordBatch>, String> {
+async fn scan_rows(
+    snapshot: &Snapshot,
+    zone: Option<&str>,
+) -> Result<Vec<arrow::array::RecordBatch>, String> {
     let mut builder = snapshot.scan();
     if let Some(zone) = zone {
         builder = builder.with_session_time_zone(zone);
@@ -82,13 +85,20 @@ async fn check_table(base: &Path, exp: &Expectation) -> Result<String, String> {
     }
     .map_err(|e| e.to_string())?;
     if let Some(v) = exp.version
-        && snapshot.version() != v {
-            return Err(format!("loaded version {} instead of {v}", snapshot.version()));
-        }
+        && snapshot.version() != v
+    {
+        return Err(format!(
+            "loaded version {} instead of {v}",
+            snapshot.version()
+        ));
+    }
     let mut notes = Vec::new();
     if let Some(n) = exp.live_files {
         if snapshot.files().len() != n {
-            return Err(format!("{} live files, expected {n}", snapshot.files().len()));
+            return Err(format!(
+                "{} live files, expected {n}",
+                snapshot.files().len()
+            ));
         }
         notes.push(format!("{n} files"));
     }
@@ -101,7 +111,11 @@ async fn check_table(base: &Path, exp: &Expectation) -> Result<String, String> {
         notes.push(format!("{rows} rows"));
         if let Some(dir) = &exp.expected_dir {
             let dir = base.join(dir);
-            let expected_dir = if exp.source == "G" { dir.join("latest") } else { dir };
+            let expected_dir = if exp.source == "G" {
+                dir.join("latest")
+            } else {
+                dir
+            };
             compare_rows(&batches, &expected_dir)?;
             notes.push("rows = expected".to_owned());
         }
@@ -112,16 +126,26 @@ async fn check_table(base: &Path, exp: &Expectation) -> Result<String, String> {
             match want {
                 serde_json::Value::Number(n) => {
                     let want = n.as_u64().unwrap_or_default();
-                    let s = table.snapshot_at(v).await.map_err(|e| format!("v{v}: {e}"))?;
-                    let got = count(&scan_rows(&s, zone).await.map_err(|e| format!("v{v}: {e}"))?);
+                    let s = table
+                        .snapshot_at(v)
+                        .await
+                        .map_err(|e| format!("v{v}: {e}"))?;
+                    let got = count(
+                        &scan_rows(&s, zone)
+                            .await
+                            .map_err(|e| format!("v{v}: {e}"))?,
+                    );
                     if got != want {
                         return Err(format!("v{v}: {got} rows, expected {want}"));
                     }
                 }
-                serde_json::Value::String(g) if g == "gone"
-                    && table.snapshot_at(v).await.is_ok() => {
-                        return Err(format!("v{v} should not be reconstructable (history cleaned)"));
-                    }
+                serde_json::Value::String(g)
+                    if g == "gone" && table.snapshot_at(v).await.is_ok() =>
+                {
+                    return Err(format!(
+                        "v{v} should not be reconstructable (history cleaned)"
+                    ));
+                }
                 _ => {}
             }
         }
@@ -129,9 +153,16 @@ async fn check_table(base: &Path, exp: &Expectation) -> Result<String, String> {
     }
     if let Some(versions) = &exp.dat_versions {
         for v in versions {
-            let s = table.snapshot_at(*v).await.map_err(|e| format!("v{v}: {e}"))?;
-            let batches = scan_rows(&s, zone).await.map_err(|e| format!("v{v}: {e}"))?;
-            let dir = base.join(exp.expected_dir.as_deref().unwrap_or_default()).join(format!("v{v}"));
+            let s = table
+                .snapshot_at(*v)
+                .await
+                .map_err(|e| format!("v{v}: {e}"))?;
+            let batches = scan_rows(&s, zone)
+                .await
+                .map_err(|e| format!("v{v}: {e}"))?;
+            let dir = base
+                .join(exp.expected_dir.as_deref().unwrap_or_default())
+                .join(format!("v{v}"));
             compare_rows(&batches, &dir).map_err(|e| format!("v{v}: {e}"))?;
         }
         notes.push(format!("versions {versions:?} = expected"));
@@ -145,8 +176,16 @@ fn compare_rows(batches: &[arrow::array::RecordBatch], expected_dir: &Path) -> R
     if expected == got {
         return Ok(());
     }
-    let missing: Vec<_> = expected.iter().filter(|r| !got.contains(r)).take(2).collect();
-    let extra: Vec<_> = got.iter().filter(|r| !expected.contains(r)).take(2).collect();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|r| !got.contains(r))
+        .take(2)
+        .collect();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|r| !expected.contains(r))
+        .take(2)
+        .collect();
     Err(format!(
         "rows differ from expected/ ({} vs {} rows); first missing {:?}; first unexpected {:?}",
         got.len(),
@@ -185,10 +224,15 @@ fn conformance_tables_read_as_spark_wrote_them() {
         let result = rt.block_on(check_table(&base, exp));
         let (status, reason) = match &result {
             Ok(note) => ("pass", note.clone()),
-            Err(e) => ("FAIL", known.get(&key).cloned().unwrap_or_else(|| e.clone())),
+            Err(e) => (
+                "FAIL",
+                known.get(&key).cloned().unwrap_or_else(|| e.clone()),
+            ),
         };
         match (&result, known.contains_key(&key)) {
-            (Ok(_), true) => unexpected.push(format!("{key}: passes now; remove it from known_failures.txt")),
+            (Ok(_), true) => unexpected.push(format!(
+                "{key}: passes now; remove it from known_failures.txt"
+            )),
             (Err(e), false) => unexpected.push(format!("{key}: {e}")),
             (Ok(_), false) => passed += 1,
             (Err(_), true) => {}
@@ -214,5 +258,9 @@ fn conformance_tables_read_as_spark_wrote_them() {
         std::fs::write(manifest_dir().join("CONFORMANCE.md"), &full).unwrap();
     }
     eprintln!("{passed} of {} conformance tables pass", expectations.len());
-    assert!(unexpected.is_empty(), "unexpected conformance results:\n{}", unexpected.join("\n"));
+    assert!(
+        unexpected.is_empty(),
+        "unexpected conformance results:\n{}",
+        unexpected.join("\n")
+    );
 }

@@ -16,7 +16,12 @@ fn canonical(value: &Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
         // Floats compare at 15 significant digits: a float32 widened to f64 is printed
@@ -29,7 +34,10 @@ fn canonical(value: &Value) -> Value {
 }
 
 fn sorted_rows(rows: impl IntoIterator<Item = Value>) -> Vec<String> {
-    let mut out: Vec<String> = rows.into_iter().map(|r| canonical(&r).to_string()).collect();
+    let mut out: Vec<String> = rows
+        .into_iter()
+        .map(|r| canonical(&r).to_string())
+        .collect();
     out.sort();
     out
 }
@@ -66,8 +74,16 @@ fn deltars_tables_read_the_same_at_every_version() {
             }));
             let theirs = sorted_rows(rows.as_array().unwrap().iter().cloned());
             if ours != theirs {
-                let missing: Vec<_> = theirs.iter().filter(|r| !ours.contains(r)).take(2).collect();
-                let extra: Vec<_> = ours.iter().filter(|r| !theirs.contains(r)).take(2).collect();
+                let missing: Vec<_> = theirs
+                    .iter()
+                    .filter(|r| !ours.contains(r))
+                    .take(2)
+                    .collect();
+                let extra: Vec<_> = ours
+                    .iter()
+                    .filter(|r| !theirs.contains(r))
+                    .take(2)
+                    .collect();
                 panic!(
                     "{name} v{version}: {} rows vs delta-rs {}; missing {missing:?}; unexpected {extra:?}",
                     ours.len(),

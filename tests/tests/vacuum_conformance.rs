@@ -18,11 +18,15 @@ struct Expectation {
 
 #[test]
 fn vacuum_dry_run_never_lists_live_files_of_spark_tables() {
-    let Some(base) = common::input_dir("MEDILAKE_CONFORMANCE_DIR", "vacuum on conformance tables") else {
+    let Some(base) = common::input_dir("MEDILAKE_CONFORMANCE_DIR", "vacuum on conformance tables")
+    else {
         return;
     };
     let expectations: Vec<Expectation> = serde_json::from_str(
-        &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/expectations.json")).unwrap(),
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/expectations.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let rt = common::runtime();
@@ -35,7 +39,12 @@ fn vacuum_dry_run_never_lists_live_files_of_spark_tables() {
             continue;
         };
         let report = match rt.block_on(
-            table.vacuum().with_retention(Duration::ZERO).with_force(true).with_dry_run(true).run(),
+            table
+                .vacuum()
+                .with_retention(Duration::ZERO)
+                .with_force(true)
+                .with_dry_run(true)
+                .run(),
         ) {
             Ok(r) => r,
             // Tables with writer features we do not implement are refused, not vacuumed.
@@ -47,15 +56,28 @@ fn vacuum_dry_run_never_lists_live_files_of_spark_tables() {
             let decoded = percent_decode(&add.path);
             live.insert(decoded);
             if let Some(dv) = &add.deletion_vector
-                && let Some(url) = dv.absolute_path(snapshot.table_url()).unwrap() {
-                    let relative = url.as_str().strip_prefix(snapshot.table_url().as_str()).unwrap().to_owned();
-                    live.insert(percent_decode(&relative));
-                    with_dvs += 1;
-                }
+                && let Some(url) = dv.absolute_path(snapshot.table_url()).unwrap()
+            {
+                let relative = url
+                    .as_str()
+                    .strip_prefix(snapshot.table_url().as_str())
+                    .unwrap()
+                    .to_owned();
+                live.insert(percent_decode(&relative));
+                with_dvs += 1;
+            }
         }
         for file in &report.files {
-            assert!(!live.contains(file), "{}: vacuum would delete live file {file}", exp.name);
-            assert!(!file.starts_with("_delta_log"), "{}: vacuum would touch the log: {file}", exp.name);
+            assert!(
+                !live.contains(file),
+                "{}: vacuum would delete live file {file}",
+                exp.name
+            );
+            assert!(
+                !file.starts_with("_delta_log"),
+                "{}: vacuum would touch the log: {file}",
+                exp.name
+            );
         }
         checked += 1;
     }
@@ -65,5 +87,7 @@ fn vacuum_dry_run_never_lists_live_files_of_spark_tables() {
 }
 
 fn percent_decode(path: &str) -> String {
-    percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
 }

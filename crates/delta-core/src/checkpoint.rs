@@ -134,13 +134,12 @@ fn normalise_add(body: &mut serde_json::Value) {
     let parsed = obj.remove("stats_parsed");
     obj.remove("partitionValues_parsed");
     let has_stats = obj.get("stats").is_some_and(|s| !s.is_null());
-    if !has_stats
-        && let Some(parsed) = parsed.filter(|p| p.is_object()) {
-            obj.insert(
-                "stats".to_owned(),
-                serde_json::Value::String(parsed.to_string()),
-            );
-        }
+    if !has_stats && let Some(parsed) = parsed.filter(|p| p.is_object()) {
+        obj.insert(
+            "stats".to_owned(),
+            serde_json::Value::String(parsed.to_string()),
+        );
+    }
 }
 
 /// Read a sidecar (`_delta_log/_sidecars/<path>`) of a V2 checkpoint.
@@ -375,7 +374,9 @@ impl TypedColumns {
                 T::Struct(fields) => {
                     let children: Vec<Field> = fields
                         .iter()
-                        .filter_map(|f| bounds(f.data_type()).map(|t| Field::new(f.name(), t, true)))
+                        .filter_map(|f| {
+                            bounds(f.data_type()).map(|t| Field::new(f.name(), t, true))
+                        })
                         .collect();
                     (!children.is_empty()).then(|| T::Struct(Fields::from(children)))
                 }
@@ -401,7 +402,11 @@ impl TypedColumns {
         let mut partition_specs = Vec::new();
         for (field, physical_field) in schema.fields.iter().zip(physical.fields()) {
             let name = physical_field.name();
-            let logical_type = logical.field_with_name(&field.name).ok()?.data_type().clone();
+            let logical_type = logical
+                .field_with_name(&field.name)
+                .ok()?
+                .data_type()
+                .clone();
             if partition_columns.contains(&field.name) {
                 partition_fields.push(Field::new(name, logical_type.clone(), true));
                 partition_specs.push((field.name.clone(), name.clone(), logical_type));
@@ -415,15 +420,31 @@ impl TypedColumns {
         let stats = (!count_fields.is_empty()).then(|| {
             let mut fields = vec![Field::new("numRecords", T::Int64, true)];
             if !min_fields.is_empty() {
-                fields.push(Field::new("minValues", T::Struct(Fields::from(min_fields.clone())), true));
-                fields.push(Field::new("maxValues", T::Struct(Fields::from(min_fields)), true));
+                fields.push(Field::new(
+                    "minValues",
+                    T::Struct(Fields::from(min_fields.clone())),
+                    true,
+                ));
+                fields.push(Field::new(
+                    "maxValues",
+                    T::Struct(Fields::from(min_fields)),
+                    true,
+                ));
             }
-            fields.push(Field::new("nullCount", T::Struct(Fields::from(count_fields)), true));
+            fields.push(Field::new(
+                "nullCount",
+                T::Struct(Fields::from(count_fields)),
+                true,
+            ));
             Field::new("stats_parsed", T::Struct(Fields::from(fields)), true)
         });
         let partitions = (!partition_fields.is_empty()).then(|| {
             (
-                Field::new("partitionValues_parsed", T::Struct(Fields::from(partition_fields)), true),
+                Field::new(
+                    "partitionValues_parsed",
+                    T::Struct(Fields::from(partition_fields)),
+                    true,
+                ),
                 partition_specs,
             )
         });
@@ -442,7 +463,8 @@ impl TypedColumns {
                 let T::Struct(children) = f.data_type() else {
                     return f.as_ref().clone();
                 };
-                let mut children: Vec<Field> = children.iter().map(|c| c.as_ref().clone()).collect();
+                let mut children: Vec<Field> =
+                    children.iter().map(|c| c.as_ref().clone()).collect();
                 children.extend(self.partitions.as_ref().map(|p| p.0.clone()));
                 children.extend(self.stats.clone());
                 Field::new("add", T::Struct(Fields::from(children)), true)
@@ -507,14 +529,17 @@ impl TypedColumns {
             )?));
         }
         if let Some(field) = &self.stats {
-            let stats_schema = std::sync::Arc::new(arrow::datatypes::Schema::new(match field.data_type() {
-                arrow::datatypes::DataType::Struct(f) => f.clone(),
-                _ => arrow::datatypes::Fields::empty(),
-            }));
+            let stats_schema =
+                std::sync::Arc::new(arrow::datatypes::Schema::new(match field.data_type() {
+                    arrow::datatypes::DataType::Struct(f) => f.clone(),
+                    _ => arrow::datatypes::Fields::empty(),
+                }));
             let mut lines = Vec::new();
             for row in &rows {
                 match row.and_then(|a| a.stats.as_deref()) {
-                    Some(stats) if !stats.contains('\n') => lines.extend_from_slice(stats.as_bytes()),
+                    Some(stats) if !stats.contains('\n') => {
+                        lines.extend_from_slice(stats.as_bytes())
+                    }
                     _ => lines.extend_from_slice(b"{}"),
                 }
                 lines.push(b'\n');
@@ -528,11 +553,13 @@ impl TypedColumns {
                     d.flush()
                 });
             let parsed: ArrayRef = match decoded {
-                Ok(Some(stats)) if stats.num_rows() == rows.len() => std::sync::Arc::new(StructArray::try_new(
-                    stats_schema.fields().clone(),
-                    stats.columns().to_vec(),
-                    add.nulls().cloned(),
-                )?),
+                Ok(Some(stats)) if stats.num_rows() == rows.len() => {
+                    std::sync::Arc::new(StructArray::try_new(
+                        stats_schema.fields().clone(),
+                        stats.columns().to_vec(),
+                        add.nulls().cloned(),
+                    )?)
+                }
                 // Stats another writer wrote that do not decode: leave the typed form out
                 // (the JSON form is still there).
                 _ => new_null_array(field.data_type(), rows.len()),

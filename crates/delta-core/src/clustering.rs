@@ -44,7 +44,11 @@ impl Snapshot {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for unknown columns; read errors.
-    pub async fn clustering_report(&self, columns: &[String], samples: usize) -> Result<ClusteringReport> {
+    pub async fn clustering_report(
+        &self,
+        columns: &[String],
+        samples: usize,
+    ) -> Result<ClusteringReport> {
         for c in columns {
             if self.schema().field(c).is_none() {
                 return Err(Error::invalid(format!("unknown column `{c}`")));
@@ -60,7 +64,11 @@ impl Snapshot {
             .sum();
         let stride = (total_rows / samples.max(1) as u64).max(1);
         let mut sampled: Vec<Vec<Option<Literal>>> = Vec::new();
-        let mut stream = self.scan().with_columns(columns.iter().cloned()).build()?.execute();
+        let mut stream = self
+            .scan()
+            .with_columns(columns.iter().cloned())
+            .build()?
+            .execute();
         let mut seen = 0u64;
         while let Some(batch) = stream.try_next().await? {
             for row in 0..batch.num_rows() {
@@ -94,19 +102,31 @@ impl Snapshot {
                 .collect();
             probes.push(self.probe(columns.to_vec(), &predicates)?);
         }
-        Ok(ClusteringReport { total_files, probes })
+        Ok(ClusteringReport {
+            total_files,
+            probes,
+        })
     }
 
     fn probe(&self, columns: Vec<String>, predicates: &[Expression]) -> Result<ProbeStats> {
         let mut total = 0usize;
         let mut max_files = 0usize;
         for predicate in predicates {
-            let kept = self.scan().with_predicate(predicate.clone()).build()?.kept_files().count();
+            let kept = self
+                .scan()
+                .with_predicate(predicate.clone())
+                .build()?
+                .kept_files()
+                .count();
             total += kept;
             max_files = max_files.max(kept);
         }
         #[allow(clippy::cast_precision_loss, reason = "an average of small counts")]
-        let average_files = if predicates.is_empty() { 0.0 } else { total as f64 / predicates.len() as f64 };
+        let average_files = if predicates.is_empty() {
+            0.0
+        } else {
+            total as f64 / predicates.len() as f64
+        };
         Ok(ProbeStats {
             columns,
             probes: predicates.len(),
@@ -124,7 +144,9 @@ impl Snapshot {
             let Some(stats) = &file.stats else {
                 return Ok(None);
             };
-            let (Some(min), Some(max)) = (stats.min_values.get(column), stats.max_values.get(column)) else {
+            let (Some(min), Some(max)) =
+                (stats.min_values.get(column), stats.max_values.get(column))
+            else {
                 return Ok(None);
             };
             events.push((min.clone(), 1));
@@ -135,11 +157,17 @@ impl Snapshot {
         }
         let refs: Vec<&dyn Array> = events.iter().map(|e| e.0.as_ref()).collect();
         let all = arrow::compute::concat(&refs)?;
-        let converter = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(all.data_type().clone())])?;
+        let converter = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(
+            all.data_type().clone(),
+        )])?;
         let rows = converter.convert_columns(&[all])?;
         let mut order: Vec<usize> = (0..events.len()).collect();
         // Opens before closes at equal keys: touching ranges count as overlapping.
-        order.sort_by(|a, b| rows.row(*a).cmp(&rows.row(*b)).then(events[*b].1.cmp(&events[*a].1)));
+        order.sort_by(|a, b| {
+            rows.row(*a)
+                .cmp(&rows.row(*b))
+                .then(events[*b].1.cmp(&events[*a].1))
+        });
         let (mut depth, mut best) = (0i32, 0i32);
         for i in order {
             depth += events[i].1;
@@ -159,7 +187,11 @@ fn point(column: &str, value: Literal) -> Expression {
 
 /// The literals of one row (`None` for NULLs and types a point probe cannot express).
 fn literals(batch: &RecordBatch, row: usize) -> Vec<Option<Literal>> {
-    batch.columns().iter().map(|c| literal(c.as_ref(), row)).collect()
+    batch
+        .columns()
+        .iter()
+        .map(|c| literal(c.as_ref(), row))
+        .collect()
 }
 
 fn literal(array: &dyn Array, row: usize) -> Option<Literal> {
@@ -169,10 +201,18 @@ fn literal(array: &dyn Array, row: usize) -> Option<Literal> {
     }
     Some(match array.data_type() {
         DataType::Boolean => Literal::Boolean(array.as_boolean().value(row)),
-        DataType::Int8 => Literal::Number(array.as_primitive::<t::Int8Type>().value(row).to_string()),
-        DataType::Int16 => Literal::Number(array.as_primitive::<t::Int16Type>().value(row).to_string()),
-        DataType::Int32 => Literal::Number(array.as_primitive::<t::Int32Type>().value(row).to_string()),
-        DataType::Int64 => Literal::Number(array.as_primitive::<t::Int64Type>().value(row).to_string()),
+        DataType::Int8 => {
+            Literal::Number(array.as_primitive::<t::Int8Type>().value(row).to_string())
+        }
+        DataType::Int16 => {
+            Literal::Number(array.as_primitive::<t::Int16Type>().value(row).to_string())
+        }
+        DataType::Int32 => {
+            Literal::Number(array.as_primitive::<t::Int32Type>().value(row).to_string())
+        }
+        DataType::Int64 => {
+            Literal::Number(array.as_primitive::<t::Int64Type>().value(row).to_string())
+        }
         DataType::Float32 => {
             let v = array.as_primitive::<t::Float32Type>().value(row);
             if !v.is_finite() {
@@ -189,13 +229,21 @@ fn literal(array: &dyn Array, row: usize) -> Option<Literal> {
         }
         DataType::Decimal128(_, scale) => {
             let v = array.as_primitive::<t::Decimal128Type>().value(row);
-            Literal::Number(<t::Decimal128Type as t::DecimalType>::format_decimal(v, 38, *scale))
+            Literal::Number(<t::Decimal128Type as t::DecimalType>::format_decimal(
+                v, 38, *scale,
+            ))
         }
         DataType::Utf8 => Literal::String(array.as_string::<i32>().value(row).to_owned()),
         DataType::Date32 => Literal::Date(array.as_primitive::<t::Date32Type>().value(row)),
         DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            let v = array.as_primitive::<t::TimestampMicrosecondType>().value(row);
-            if tz.is_some() { Literal::Timestamp(v) } else { Literal::TimestampNtz(v) }
+            let v = array
+                .as_primitive::<t::TimestampMicrosecondType>()
+                .value(row);
+            if tz.is_some() {
+                Literal::Timestamp(v)
+            } else {
+                Literal::TimestampNtz(v)
+            }
         }
         _ => return None,
     })

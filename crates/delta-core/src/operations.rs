@@ -20,7 +20,9 @@ use futures::{StreamExt, TryStreamExt};
 use crate::action::{Add, Metadata, Protocol};
 use crate::expression::{BoundExpression, BoundValue, Expression};
 use crate::scan::Verdict;
-use crate::schema::{DataType, PrimitiveType, StructField, StructType, from_arrow_schema, to_arrow_schema};
+use crate::schema::{
+    DataType, PrimitiveType, StructField, StructType, from_arrow_schema, to_arrow_schema,
+};
 use crate::snapshot::Snapshot;
 use crate::stats::StatsConfig;
 use crate::table::Table;
@@ -125,7 +127,10 @@ impl WriteBuilder {
     }
 
     /// Partition columns for a new table (must match an existing table's).
-    pub fn with_partition_columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+    pub fn with_partition_columns<S: Into<String>>(
+        mut self,
+        columns: impl IntoIterator<Item = S>,
+    ) -> Self {
         self.partition_columns = Some(columns.into_iter().map(Into::into).collect());
         self
     }
@@ -160,7 +165,10 @@ impl WriteBuilder {
     /// [`Error::InvalidArgument`] for columns that do not fit the schema (unless merging);
     /// [`Error::ConstraintViolation`] naming the constraint and the count of violating rows
     /// (nothing is committed then); [`Error::Conflict`] when a concurrent commit clashes.
-    pub async fn execute(self, batches: BoxStream<'_, Result<RecordBatch>>) -> Result<OperationReport> {
+    pub async fn execute(
+        self,
+        batches: BoxStream<'_, Result<RecordBatch>>,
+    ) -> Result<OperationReport> {
         let mut batches = batches.peekable();
         let existing = match self.table.snapshot().await {
             Ok(s) => Some(s),
@@ -173,8 +181,9 @@ impl WriteBuilder {
         };
         let (mut txn, schema, partition_columns, metadata) = match &existing {
             None => {
-                let input = first_schema
-                    .ok_or_else(|| Error::invalid("cannot create a table from an empty input (no batches)"))?;
+                let input = first_schema.ok_or_else(|| {
+                    Error::invalid("cannot create a table from an empty input (no batches)")
+                })?;
                 let schema = from_arrow_schema(&input)?;
                 let partition_columns = self.partition_columns.clone().unwrap_or_default();
                 let (protocol, metadata) = new_table_actions(
@@ -185,20 +194,24 @@ impl WriteBuilder {
                     self.name.clone(),
                     self.description.clone(),
                 )?;
-                let mut txn = self.table.create_transaction().with_operation("CREATE TABLE AS SELECT");
+                let mut txn = self
+                    .table
+                    .create_transaction()
+                    .with_operation("CREATE TABLE AS SELECT");
                 txn.set_protocol(protocol);
                 txn.set_metadata(metadata.clone());
                 (txn, schema, partition_columns, metadata)
             }
             Some(snapshot) => {
                 if let Some(cols) = &self.partition_columns
-                    && cols != snapshot.partition_columns() {
-                        return Err(Error::invalid(format!(
-                            "the table is partitioned by {:?}, not {:?}",
-                            snapshot.partition_columns(),
-                            cols
-                        )));
-                    }
+                    && cols != snapshot.partition_columns()
+                {
+                    return Err(Error::invalid(format!(
+                        "the table is partitioned by {:?}, not {:?}",
+                        snapshot.partition_columns(),
+                        cols
+                    )));
+                }
                 let mut schema = snapshot.schema().clone();
                 let mut metadata = snapshot.metadata().clone();
                 let mut txn = self.table.transaction(snapshot).with_operation("WRITE");
@@ -217,9 +230,10 @@ impl WriteBuilder {
             SaveMode::Append => "Append",
             SaveMode::Overwrite => "Overwrite",
         };
-        txn = txn
-            .with_parameter("mode", mode_name)
-            .with_parameter("partitionBy", serde_json::to_string(&partition_columns).unwrap_or_default());
+        txn = txn.with_parameter("mode", mode_name).with_parameter(
+            "partitionBy",
+            serde_json::to_string(&partition_columns).unwrap_or_default(),
+        );
         if let Some(p) = &self.replace_where {
             txn = txn.with_parameter("predicate", p.to_string());
         }
@@ -229,8 +243,19 @@ impl WriteBuilder {
 
         // Write the new rows, checking constraints and replaceWhere over all of them.
         let arrow_schema: SchemaRef = Arc::new(to_arrow_schema(&schema)?);
-        let checks = Constraints::of(&schema, &metadata, &arrow_schema, self.replace_where.as_ref())?;
-        let mut writer = new_writer(&self.table, &schema, &partition_columns, &metadata, existing.as_ref())?;
+        let checks = Constraints::of(
+            &schema,
+            &metadata,
+            &arrow_schema,
+            self.replace_where.as_ref(),
+        )?;
+        let mut writer = new_writer(
+            &self.table,
+            &schema,
+            &partition_columns,
+            &metadata,
+            existing.as_ref(),
+        )?;
         let mut violations = vec![0u64; checks.len()];
         let mut rows_written = 0u64;
         let outcome: Result<()> = async {
@@ -255,7 +280,10 @@ impl WriteBuilder {
         let mut report = OperationReport {
             files_added: adds.len() as u64,
             rows_written,
-            bytes_added: adds.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum(),
+            bytes_added: adds
+                .iter()
+                .map(|a| u64::try_from(a.size).unwrap_or(0))
+                .sum(),
             ..OperationReport::default()
         };
 
@@ -271,7 +299,8 @@ impl WriteBuilder {
                     }
                 }
             } else if self.dynamic_partitions {
-                let touched: HashSet<Vec<(String, Option<String>)>> = adds.iter().map(partition_key).collect();
+                let touched: HashSet<Vec<(String, Option<String>)>> =
+                    adds.iter().map(partition_key).collect();
                 let replaced: Vec<Add> = snapshot
                     .files()
                     .iter()
@@ -279,7 +308,10 @@ impl WriteBuilder {
                     .cloned()
                     .collect();
                 report.files_removed = replaced.len() as u64;
-                report.bytes_removed = replaced.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
+                report.bytes_removed = replaced
+                    .iter()
+                    .map(|a| u64::try_from(a.size).unwrap_or(0))
+                    .sum();
                 report.rows_affected = replaced.iter().map(|a| file_rows(snapshot, a)).sum();
                 txn.read_data(None, replaced.iter().map(|a| a.path.clone()));
                 txn.remove_files(replaced, true);
@@ -296,7 +328,10 @@ impl WriteBuilder {
             && report.files_removed == 0
             && existing.is_some()
             && self.app_transaction.is_none()
-            && !txn.actions().iter().any(|a| matches!(a, crate::action::Action::Metadata(_)));
+            && !txn
+                .actions()
+                .iter()
+                .any(|a| matches!(a, crate::action::Action::Metadata(_)));
         if changes_nothing {
             return Ok(report);
         }
@@ -347,7 +382,11 @@ impl OperationReport {
 
 /// Partition values of a file as a comparable key.
 fn partition_key(add: &Add) -> Vec<(String, Option<String>)> {
-    let mut key: Vec<_> = add.partition_values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut key: Vec<_> = add
+        .partition_values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     key.sort();
     key
 }
@@ -370,15 +409,19 @@ fn new_table_actions(
     description: Option<String>,
 ) -> Result<(Protocol, Metadata)> {
     for column in partition_columns {
-        let field = schema
-            .field(column)
-            .ok_or_else(|| Error::invalid(format!("partition column `{column}` is not in the input")))?;
+        let field = schema.field(column).ok_or_else(|| {
+            Error::invalid(format!("partition column `{column}` is not in the input"))
+        })?;
         if !matches!(field.data_type, DataType::Primitive(_)) {
-            return Err(Error::invalid(format!("partition column `{column}` must have a primitive type")));
+            return Err(Error::invalid(format!(
+                "partition column `{column}` must have a primitive type"
+            )));
         }
     }
     if partition_columns.len() == schema.fields.len() && !partition_columns.is_empty() {
-        return Err(Error::invalid("a table needs at least one column that is not a partition column"));
+        return Err(Error::invalid(
+            "a table needs at least one column that is not a partition column",
+        ));
     }
     let mut reader_features = Vec::new();
     let mut writer_features = Vec::new();
@@ -386,7 +429,11 @@ fn new_table_actions(
         reader_features.push("timestampNtz".to_owned());
         writer_features.push("timestampNtz".to_owned());
     }
-    let flag = |key: &str| properties.get(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let flag = |key: &str| {
+        properties
+            .get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
     if flag("delta.enableDeletionVectors") {
         reader_features.push("deletionVectors".to_owned());
         writer_features.push("deletionVectors".to_owned());
@@ -397,15 +444,19 @@ fn new_table_actions(
     if flag("delta.enableChangeDataFeed") {
         writer_features.push("changeDataFeed".to_owned());
     }
-    if properties.keys().any(|k| k.starts_with("delta.constraints.")) {
+    if properties
+        .keys()
+        .any(|k| k.starts_with("delta.constraints."))
+    {
         writer_features.push("checkConstraints".to_owned());
     }
     if let Some(mode) = properties.get("delta.columnMapping.mode")
-        && !mode.eq_ignore_ascii_case("none") {
-            return Err(Error::invalid(
-                "creating tables with column mapping is not supported yet; create it without delta.columnMapping.mode",
-            ));
-        }
+        && !mode.eq_ignore_ascii_case("none")
+    {
+        return Err(Error::invalid(
+            "creating tables with column mapping is not supported yet; create it without delta.columnMapping.mode",
+        ));
+    }
     let protocol = if reader_features.is_empty() && writer_features.is_empty() {
         Protocol {
             min_reader_version: 1,
@@ -432,7 +483,10 @@ fn new_table_actions(
         schema_string: schema.to_json_string(),
         partition_columns: partition_columns.to_vec(),
         created_time: Some(table.clock().now_ms()),
-        configuration: properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+        configuration: properties
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect(),
     };
     Ok((protocol, metadata))
 }
@@ -474,17 +528,25 @@ fn conform_input(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch>
     let input = batch.schema();
     for field in input.fields() {
         if schema.field_with_name(field.name()).is_err()
-            && !schema.fields().iter().any(|f| f.name().eq_ignore_ascii_case(field.name()))
+            && !schema
+                .fields()
+                .iter()
+                .any(|f| f.name().eq_ignore_ascii_case(field.name()))
         {
-            return Err(Error::invalid(format!("column `{}` is not in the table schema", field.name())));
+            return Err(Error::invalid(format!(
+                "column `{}` is not in the table schema",
+                field.name()
+            )));
         }
     }
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let index = input
-            .index_of(field.name())
-            .ok()
-            .or_else(|| input.fields().iter().position(|f| f.name().eq_ignore_ascii_case(field.name())));
+        let index = input.index_of(field.name()).ok().or_else(|| {
+            input
+                .fields()
+                .iter()
+                .position(|f| f.name().eq_ignore_ascii_case(field.name()))
+        });
         let column = match index {
             Some(i) => {
                 let column = batch.column(i);
@@ -495,14 +557,16 @@ fn conform_input(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch>
                         safe: false,
                         ..arrow::compute::CastOptions::default()
                     };
-                    arrow::compute::cast_with_options(column, field.data_type(), &strict).map_err(|e| {
-                        Error::invalid(format!(
-                            "column `{}` of type {} cannot be written as {}: {e}",
-                            field.name(),
-                            column.data_type(),
-                            field.data_type()
-                        ))
-                    })?
+                    arrow::compute::cast_with_options(column, field.data_type(), &strict).map_err(
+                        |e| {
+                            Error::invalid(format!(
+                                "column `{}` of type {} cannot be written as {}: {e}",
+                                field.name(),
+                                column.data_type(),
+                                field.data_type()
+                            ))
+                        },
+                    )?
                 }
             }
             None => arrow::array::new_null_array(field.data_type(), batch.num_rows()),
@@ -513,7 +577,12 @@ fn conform_input(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch>
         .fields()
         .iter()
         .zip(&columns)
-        .map(|(f, c)| f.as_ref().clone().with_nullable(true).with_data_type(c.data_type().clone()))
+        .map(|(f, c)| {
+            f.as_ref()
+                .clone()
+                .with_nullable(true)
+                .with_data_type(c.data_type().clone())
+        })
         .collect();
     Ok(RecordBatch::try_new_with_options(
         Arc::new(Schema::new(fields)),
@@ -529,7 +598,10 @@ fn new_writer(
     metadata: &Metadata,
     snapshot: Option<&Snapshot>,
 ) -> Result<DataWriter> {
-    let mode = snapshot.map_or(crate::schema::ColumnMappingMode::None, Snapshot::column_mapping);
+    let mode = snapshot.map_or(
+        crate::schema::ColumnMappingMode::None,
+        Snapshot::column_mapping,
+    );
     DataWriter::new(
         table.storage().clone(),
         schema.clone(),
@@ -563,34 +635,54 @@ impl Constraints {
         let mut checks = Vec::new();
         for (i, field) in schema.fields.iter().enumerate() {
             if !field.nullable {
-                checks.push((format!("NOT NULL {}", field.name), format!("{} IS NOT NULL", field.name), Check::NotNull(i)));
+                checks.push((
+                    format!("NOT NULL {}", field.name),
+                    format!("{} IS NOT NULL", field.name),
+                    Check::NotNull(i),
+                ));
             }
             if let Some(invariant) = field
                 .metadata
                 .get("delta.invariants")
                 .and_then(serde_json::Value::as_str)
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-                .and_then(|v| v.pointer("/expression/expression").and_then(|e| e.as_str().map(str::to_owned)))
+                .and_then(|v| {
+                    v.pointer("/expression/expression")
+                        .and_then(|e| e.as_str().map(str::to_owned))
+                })
             {
                 let bound = crate::expression::parse(&invariant)?.bind(arrow_schema)?;
-                checks.push((format!("invariant on {}", field.name), invariant, Check::Predicate(bound)));
+                checks.push((
+                    format!("invariant on {}", field.name),
+                    invariant,
+                    Check::Predicate(bound),
+                ));
             }
         }
         let mut names: Vec<_> = metadata
             .configuration
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("delta.constraints.").map(|n| (n.to_owned(), v.clone())))
+            .filter_map(|(k, v)| {
+                k.strip_prefix("delta.constraints.")
+                    .map(|n| (n.to_owned(), v.clone()))
+            })
             .collect();
         names.sort();
         for (name, expression) in names {
             let expression = expression.unwrap_or_default();
             let bound = crate::expression::parse(&expression)
                 .and_then(|e| e.bind(arrow_schema))
-                .map_err(|e| Error::invalid(format!("CHECK constraint {name} cannot be evaluated: {e}")))?;
+                .map_err(|e| {
+                    Error::invalid(format!("CHECK constraint {name} cannot be evaluated: {e}"))
+                })?;
             checks.push((name, expression, Check::Predicate(bound)));
         }
         if let Some(predicate) = replace_where {
-            checks.push(("replaceWhere".to_owned(), predicate.to_string(), Check::Predicate(predicate.bind(arrow_schema)?)));
+            checks.push((
+                "replaceWhere".to_owned(),
+                predicate.to_string(),
+                Check::Predicate(predicate.bind(arrow_schema)?),
+            ));
         }
         Ok(Self { checks })
     }
@@ -629,7 +721,11 @@ impl Constraints {
 
 /// Rows of a batch for which `mask` is TRUE.
 fn true_mask(mask: &BooleanArray) -> BooleanArray {
-    if mask.null_count() > 0 { prep_null_mask_filter(mask) } else { mask.clone() }
+    if mask.null_count() > 0 {
+        prep_null_mask_filter(mask)
+    } else {
+        mask.clone()
+    }
 }
 
 /// The candidate files of a DELETE/UPDATE and whether each can be dropped whole.
@@ -694,10 +790,19 @@ async fn delete_rows(
         report.rows_affected += file_rows(snapshot, add);
     }
     removed.extend(whole.iter().cloned());
-    let mut writer = new_writer(table, snapshot.schema(), snapshot.partition_columns(), snapshot.metadata(), Some(snapshot))?;
+    let mut writer = new_writer(
+        table,
+        snapshot.schema(),
+        snapshot.partition_columns(),
+        snapshot.metadata(),
+        Some(snapshot),
+    )?;
     let rewrite: Result<()> = async {
         for add in &partial {
-            let mut stream = snapshot.scan().build_for(std::slice::from_ref(add))?.execute();
+            let mut stream = snapshot
+                .scan()
+                .build_for(std::slice::from_ref(add))?
+                .execute();
             let mut matched_in_file = 0u64;
             let mut kept_batches = Vec::new();
             while let Some(batch) = stream.try_next().await? {
@@ -728,9 +833,15 @@ async fn delete_rows(
     let adds = writer.finish().await?;
     report.files_added = adds.len() as u64;
     report.rows_written = report.rows_copied;
-    report.bytes_added = adds.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
+    report.bytes_added = adds
+        .iter()
+        .map(|a| u64::try_from(a.size).unwrap_or(0))
+        .sum();
     report.files_removed = removed.len() as u64;
-    report.bytes_removed = removed.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
+    report.bytes_removed = removed
+        .iter()
+        .map(|a| u64::try_from(a.size).unwrap_or(0))
+        .sum();
     txn.read_data(predicate.cloned(), removed.iter().map(|a| a.path.clone()));
     txn.remove_files(removed, true);
     txn.add_files(adds);
@@ -761,7 +872,9 @@ fn refuse_cdf_rewrites(snapshot: &Snapshot, operation: &str) -> Result<()> {
     {
         return Err(Error::Unsupported {
             kind: "operation",
-            feature: format!("{operation} on a table with the change data feed enabled (cdc files are not written yet)"),
+            feature: format!(
+                "{operation} on a table with the change data feed enabled (cdc files are not written yet)"
+            ),
         });
     }
     Ok(())
@@ -778,8 +891,10 @@ impl Table {
         let mut txn = self.transaction(&snapshot).with_operation("DELETE");
         txn = txn.with_parameter(
             "predicate",
-            serde_json::to_string(&[predicate.as_ref().map_or_else(|| "true".to_owned(), ToString::to_string)])
-                .unwrap_or_default(),
+            serde_json::to_string(&[predicate
+                .as_ref()
+                .map_or_else(|| "true".to_owned(), ToString::to_string)])
+            .unwrap_or_default(),
         );
         let report = delete_rows(self, &snapshot, predicate.as_ref(), &mut txn).await?;
         if report.files_removed == 0 {
@@ -799,7 +914,11 @@ impl Table {
     /// # Errors
     /// [`Error::InvalidArgument`] for unknown columns or values of the wrong type;
     /// [`Error::ConstraintViolation`] when updated rows break a constraint; conflicts.
-    pub async fn update(&self, assignments: &[(String, Expression)], predicate: Option<Expression>) -> Result<OperationReport> {
+    pub async fn update(
+        &self,
+        assignments: &[(String, Expression)],
+        predicate: Option<Expression>,
+    ) -> Result<OperationReport> {
         let snapshot = self.snapshot().await?;
         refuse_cdf_rewrites(&snapshot, "UPDATE")?;
         let schema = snapshot.schema().clone();
@@ -809,31 +928,63 @@ impl Table {
                 return Err(Error::invalid(format!("unknown column `{column}` in SET")));
             }
             if snapshot.partition_columns().contains(column) {
-                return Err(Error::invalid(format!("cannot UPDATE partition column `{column}`")));
+                return Err(Error::invalid(format!(
+                    "cannot UPDATE partition column `{column}`"
+                )));
             }
         }
         let values: Vec<(usize, Value)> = assignments
             .iter()
             .map(|(column, expr)| {
-                let index = arrow_schema.index_of(&schema.field(column).map(|f| f.name.clone()).unwrap_or_default())?;
-                Ok((index, Value::bind(expr, column, arrow_schema.field(index).data_type(), &arrow_schema)?))
+                let index = arrow_schema.index_of(
+                    &schema
+                        .field(column)
+                        .map(|f| f.name.clone())
+                        .unwrap_or_default(),
+                )?;
+                Ok((
+                    index,
+                    Value::bind(
+                        expr,
+                        column,
+                        arrow_schema.field(index).data_type(),
+                        &arrow_schema,
+                    )?,
+                ))
             })
             .collect::<Result<_>>()?;
-        let bound = predicate.as_ref().map(|p| p.bind(&arrow_schema)).transpose()?;
+        let bound = predicate
+            .as_ref()
+            .map(|p| p.bind(&arrow_schema))
+            .transpose()?;
         let checks = Constraints::of(&schema, snapshot.metadata(), &arrow_schema, None)?;
         let mut violations = vec![0u64; checks.len()];
         let Candidates { whole, partial } = candidates(&snapshot, predicate.as_ref())?;
-        let mut txn = self.transaction(&snapshot).with_operation("UPDATE").with_parameter(
-            "predicate",
-            serde_json::to_string(&[predicate.as_ref().map_or_else(|| "true".to_owned(), ToString::to_string)])
+        let mut txn = self
+            .transaction(&snapshot)
+            .with_operation("UPDATE")
+            .with_parameter(
+                "predicate",
+                serde_json::to_string(&[predicate
+                    .as_ref()
+                    .map_or_else(|| "true".to_owned(), ToString::to_string)])
                 .unwrap_or_default(),
-        );
-        let mut writer = new_writer(self, &schema, snapshot.partition_columns(), snapshot.metadata(), Some(&snapshot))?;
+            );
+        let mut writer = new_writer(
+            self,
+            &schema,
+            snapshot.partition_columns(),
+            snapshot.metadata(),
+            Some(&snapshot),
+        )?;
         let mut report = OperationReport::default();
         let mut removed = Vec::new();
         let outcome: Result<()> = async {
             for add in whole.iter().chain(&partial) {
-                let mut stream = snapshot.scan().build_for(std::slice::from_ref(add))?.execute();
+                let mut stream = snapshot
+                    .scan()
+                    .build_for(std::slice::from_ref(add))?
+                    .execute();
                 let mut batches = Vec::new();
                 let mut matched = 0u64;
                 while let Some(batch) = stream.try_next().await? {
@@ -852,11 +1003,18 @@ impl Table {
                         let new = value.evaluate(&batch, &mask)?;
                         columns[*index] = zip(&mask, &new, &batch.column(*index))?;
                     }
-                    let updated = RecordBatch::try_new(batch.schema(), columns)
-                        .or_else(|_| {
-                            let fields: Vec<_> = batch.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-                            RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec())
-                        })?;
+                    let updated = RecordBatch::try_new(batch.schema(), columns).or_else(|_| {
+                        let fields: Vec<_> = batch
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.as_ref().clone().with_nullable(true))
+                            .collect();
+                        RecordBatch::try_new(
+                            Arc::new(Schema::new(fields)),
+                            batch.columns().to_vec(),
+                        )
+                    })?;
                     batches.push(updated);
                 }
                 if matched == 0 {
@@ -887,13 +1045,21 @@ impl Table {
         }
         report.rows_copied = report.rows_written.saturating_sub(report.rows_affected);
         report.files_added = adds.len() as u64;
-        report.bytes_added = adds.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
+        report.bytes_added = adds
+            .iter()
+            .map(|a| u64::try_from(a.size).unwrap_or(0))
+            .sum();
         report.files_removed = removed.len() as u64;
-        report.bytes_removed = removed.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
+        report.bytes_removed = removed
+            .iter()
+            .map(|a| u64::try_from(a.size).unwrap_or(0))
+            .sum();
         txn.read_data(predicate.clone(), removed.iter().map(|a| a.path.clone()));
         txn.remove_files(removed, true);
         txn.add_files(adds.clone());
-        let txn = report.record_metrics(txn).with_metric("numUpdatedRows", report.rows_affected);
+        let txn = report
+            .record_metrics(txn)
+            .with_metric("numUpdatedRows", report.rows_affected);
         match txn.commit().await {
             Ok(committed) => Ok(report.committed(&committed)),
             Err(e @ Error::CommitOutcomeUnknown { .. }) => Err(e),
@@ -913,14 +1079,22 @@ impl Table {
         let mut metadata = snapshot.metadata().clone();
         for (key, value) in properties {
             if key == "delta.columnMapping.mode" {
-                return Err(Error::invalid("changing delta.columnMapping.mode is not supported"));
+                return Err(Error::invalid(
+                    "changing delta.columnMapping.mode is not supported",
+                ));
             }
-            metadata.configuration.insert(key.clone(), Some(value.clone()));
+            metadata
+                .configuration
+                .insert(key.clone(), Some(value.clone()));
         }
         let mut txn = self
             .transaction(&snapshot)
             .with_operation("SET TBLPROPERTIES")
-            .with_parameter("properties", serde_json::to_string(&properties.iter().cloned().collect::<HashMap<_, _>>()).unwrap_or_default());
+            .with_parameter(
+                "properties",
+                serde_json::to_string(&properties.iter().cloned().collect::<HashMap<_, _>>())
+                    .unwrap_or_default(),
+            );
         txn.set_metadata(metadata);
         txn.commit().await
     }
@@ -951,14 +1125,18 @@ impl Table {
             });
         }
         let mut metadata = snapshot.metadata().clone();
-        metadata.configuration.insert(key, Some(expression.to_owned()));
+        metadata
+            .configuration
+            .insert(key, Some(expression.to_owned()));
         let mut txn = self
             .transaction(&snapshot)
             .with_operation("ADD CONSTRAINT")
             .with_parameter("name", name)
             .with_parameter("expr", expression);
         let protocol = snapshot.protocol();
-        let has_feature = crate::table_features::writer_features(protocol).iter().any(|f| f == "checkConstraints");
+        let has_feature = crate::table_features::writer_features(protocol)
+            .iter()
+            .any(|f| f == "checkConstraints");
         if !has_feature {
             let mut upgraded = protocol.clone();
             if upgraded.min_writer_version < 7 {
@@ -984,20 +1162,34 @@ struct Value {
 }
 
 impl Value {
-    fn bind(expr: &Expression, column: &str, target: &arrow::datatypes::DataType, schema: &SchemaRef) -> Result<Self> {
-        let bound = expr.bind_value(schema, Some(target)).map_err(|e| Self::in_set(column, e))?;
-        Ok(Self { column: column.to_owned(), bound })
+    fn bind(
+        expr: &Expression,
+        column: &str,
+        target: &arrow::datatypes::DataType,
+        schema: &SchemaRef,
+    ) -> Result<Self> {
+        let bound = expr
+            .bind_value(schema, Some(target))
+            .map_err(|e| Self::in_set(column, e))?;
+        Ok(Self {
+            column: column.to_owned(),
+            bound,
+        })
     }
 
     /// The new values of the rows selected by `mask` (NULL elsewhere); rows not selected are not
     /// computed, so they cannot fail (an overflow in a row the WHERE clause excludes is no error).
     fn evaluate(&self, batch: &RecordBatch, mask: &BooleanArray) -> Result<ArrayRef> {
-        self.bound.evaluate_where(batch, mask).map_err(|e| Self::in_set(&self.column, e))
+        self.bound
+            .evaluate_where(batch, mask)
+            .map_err(|e| Self::in_set(&self.column, e))
     }
 
     fn in_set(column: &str, error: Error) -> Error {
         match error {
-            Error::InvalidArgument { message } => Error::invalid(format!("SET `{column}`: {message}")),
+            Error::InvalidArgument { message } => {
+                Error::invalid(format!("SET `{column}`: {message}"))
+            }
             other => other,
         }
     }

@@ -129,7 +129,11 @@ impl OptimizeBuilder {
     }
 
     /// Cluster by these columns along `curve` (Hilbert by default for two or more columns).
-    pub fn with_zorder<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>, curve: Option<Curve>) -> Self {
+    pub fn with_zorder<S: Into<String>>(
+        mut self,
+        columns: impl IntoIterator<Item = S>,
+        curve: Option<Curve>,
+    ) -> Self {
         self.zorder = columns.into_iter().map(Into::into).collect();
         self.curve = curve;
         self
@@ -148,7 +152,11 @@ impl OptimizeBuilder {
     }
 
     fn curve(&self) -> Curve {
-        self.curve.unwrap_or(if self.zorder.len() >= 2 { Curve::Hilbert } else { Curve::Morton })
+        self.curve.unwrap_or(if self.zorder.len() >= 2 {
+            Curve::Hilbert
+        } else {
+            Curve::Morton
+        })
     }
 
     fn signature(&self) -> String {
@@ -171,7 +179,11 @@ impl OptimizeBuilder {
         let min_size = self.min_file_size_bytes.unwrap_or(target);
         if let Some(p) = &self.predicate {
             for column in p.columns() {
-                if !snapshot.partition_columns().iter().any(|c| c.eq_ignore_ascii_case(&column)) {
+                if !snapshot
+                    .partition_columns()
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(&column))
+                {
                     return Err(Error::invalid(format!(
                         "OPTIMIZE --where may only use partition columns; `{column}` is not one"
                     )));
@@ -183,7 +195,9 @@ impl OptimizeBuilder {
         }
         for column in &self.zorder {
             if snapshot.schema().field(column).is_none() {
-                return Err(Error::invalid(format!("unknown clustering column `{column}`")));
+                return Err(Error::invalid(format!(
+                    "unknown clustering column `{column}`"
+                )));
             }
             if snapshot.partition_columns().contains(column) {
                 return Err(Error::invalid(format!(
@@ -218,7 +232,8 @@ impl OptimizeBuilder {
                 let mut current: Vec<Add> = Vec::new();
                 let mut bytes = 0u64;
                 let mut close = |current: &mut Vec<Add>, bytes: &mut u64| {
-                    let worth = current.len() > 1 || current.iter().any(|f| dv_ratio(f) > DV_REWRITE_RATIO);
+                    let worth =
+                        current.len() > 1 || current.iter().any(|f| dv_ratio(f) > DV_REWRITE_RATIO);
                     if worth {
                         bins.push(Bin {
                             partition: partition.clone(),
@@ -251,8 +266,15 @@ impl OptimizeBuilder {
                             != Some(signature.as_str())
                     })
                     .collect();
-                if untagged.len() > 1 || untagged.iter().any(|f| u64::try_from(f.size).unwrap_or(0) > target) {
-                    let bytes = untagged.iter().map(|f| u64::try_from(f.size).unwrap_or(0)).sum();
+                if untagged.len() > 1
+                    || untagged
+                        .iter()
+                        .any(|f| u64::try_from(f.size).unwrap_or(0) > target)
+                {
+                    let bytes = untagged
+                        .iter()
+                        .map(|f| u64::try_from(f.size).unwrap_or(0))
+                        .sum();
                     bins.push(Bin {
                         partition,
                         files: untagged,
@@ -304,15 +326,30 @@ impl OptimizeBuilder {
                 .with_operation("OPTIMIZE")
                 .with_parameter(
                     "predicate",
-                    serde_json::to_string(&self.predicate.iter().map(ToString::to_string).collect::<Vec<_>>())
-                        .unwrap_or_default(),
+                    serde_json::to_string(
+                        &self
+                            .predicate
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default(),
                 )
-                .with_parameter("zOrderBy", serde_json::to_string(&self.zorder).unwrap_or_default());
+                .with_parameter(
+                    "zOrderBy",
+                    serde_json::to_string(&self.zorder).unwrap_or_default(),
+                );
             if !self.zorder.is_empty() {
                 txn = txn.with_parameter("curve", self.signature());
             }
-            let added_bytes: u64 = adds.iter().map(|a: &Add| u64::try_from(a.size).unwrap_or(0)).sum();
-            let removed_bytes: u64 = removed.iter().map(|a: &Add| u64::try_from(a.size).unwrap_or(0)).sum();
+            let added_bytes: u64 = adds
+                .iter()
+                .map(|a: &Add| u64::try_from(a.size).unwrap_or(0))
+                .sum();
+            let removed_bytes: u64 = removed
+                .iter()
+                .map(|a: &Add| u64::try_from(a.size).unwrap_or(0))
+                .sum();
             txn = txn
                 .with_metric("numAddedFiles", adds.len() as u64)
                 .with_metric("numRemovedFiles", removed.len() as u64)
@@ -349,7 +386,12 @@ impl OptimizeBuilder {
     }
 
     /// Rewrite one bin's rows as target-size files.
-    async fn compact(&self, snapshot: &Snapshot, bin: &Bin, target: u64) -> Result<(Vec<Add>, u64)> {
+    async fn compact(
+        &self,
+        snapshot: &Snapshot,
+        bin: &Bin,
+        target: u64,
+    ) -> Result<(Vec<Add>, u64)> {
         let mut writer = self.writer(snapshot, target, self.memory_budget_bytes / 2)?;
         let mut stream = snapshot.scan().build_for(&bin.files)?.execute();
         let mut rows = 0u64;
@@ -370,7 +412,12 @@ impl OptimizeBuilder {
     }
 
     /// Cluster one partition's files along the curve into target-size files.
-    async fn cluster(&self, snapshot: &Snapshot, bin: &Bin, target: u64) -> Result<(Vec<Add>, u64)> {
+    async fn cluster(
+        &self,
+        snapshot: &Snapshot,
+        bin: &Bin,
+        target: u64,
+    ) -> Result<(Vec<Add>, u64)> {
         let columns = &self.zorder;
         let dims = columns.len();
         let curve = self.curve();
@@ -378,7 +425,10 @@ impl OptimizeBuilder {
         let buckets = 1u64 << bits;
         // Pass 1: sample rows of the clustering columns (deterministic, evenly spaced by a
         // stride that doubles as the input grows, so the sample stays under SAMPLE_ROWS).
-        let key_scan = snapshot.scan().with_columns(columns.iter().cloned()).build_for(&bin.files)?;
+        let key_scan = snapshot
+            .scan()
+            .with_columns(columns.iter().cloned())
+            .build_for(&bin.files)?;
         let converters: Vec<RowConverter> = key_scan
             .schema()
             .fields()
@@ -410,7 +460,10 @@ impl OptimizeBuilder {
             .map(|d| {
                 let mut keys: Vec<Vec<u8>> = sample.iter().map(|r| r[d].clone()).collect();
                 keys.sort_unstable();
-                zorder::rank::Boundaries::from_sorted_sample(&keys, u32::try_from(buckets).unwrap_or(u32::MAX))
+                zorder::rank::Boundaries::from_sorted_sample(
+                    &keys,
+                    u32::try_from(buckets).unwrap_or(u32::MAX),
+                )
             })
             .collect();
         let index_of = |keys: &[&[u8]]| -> u128 {
@@ -439,14 +492,25 @@ impl OptimizeBuilder {
             let schema = snapshot.arrow_schema();
             columns
                 .iter()
-                .map(|c| schema.index_of(&snapshot.schema().field(c).map(|f| f.name.clone()).unwrap_or_default()))
+                .map(|c| {
+                    schema.index_of(
+                        &snapshot
+                            .schema()
+                            .field(c)
+                            .map(|f| f.name.clone())
+                            .unwrap_or_default(),
+                    )
+                })
                 .collect::<std::result::Result<_, _>>()?
         };
         let mut stream = snapshot.scan().build_for(&bin.files)?.execute();
         let mut rows = 0u64;
         let outcome: Result<()> = async {
             while let Some(batch) = stream.try_next().await? {
-                let key_columns: Vec<ArrayRef> = key_positions.iter().map(|i| batch.column(*i).clone()).collect();
+                let key_columns: Vec<ArrayRef> = key_positions
+                    .iter()
+                    .map(|i| batch.column(*i).clone())
+                    .collect();
                 let key_batch = RecordBatch::try_new(
                     Arc::new(arrow::datatypes::Schema::new(
                         key_positions
@@ -550,5 +614,9 @@ fn dv_ratio(add: &Add) -> f64 {
         .unwrap_or(0.0);
     #[allow(clippy::cast_precision_loss, reason = "a ratio of row counts")]
     let hidden = dv.cardinality as f64;
-    if records <= 0.0 { 1.0 } else { hidden / records }
+    if records <= 0.0 {
+        1.0
+    } else {
+        hidden / records
+    }
 }

@@ -193,17 +193,18 @@ impl Storage {
     /// the root or points to another store.
     pub fn resolve_file(&self, path: &str, context: &str) -> Result<Path> {
         if let Ok(url) = Url::parse(path)
-            && url.scheme().len() > 1 {
-                let root = self.url.as_str();
-                let absolute = url.as_str();
-                return match absolute.strip_prefix(root) {
-                    Some(rest) => self.resolve_file(rest, context),
-                    None => Err(Error::corrupt(
-                        context,
-                        "absolute file path points outside the table root",
-                    )),
-                };
-            }
+            && url.scheme().len() > 1
+        {
+            let root = self.url.as_str();
+            let absolute = url.as_str();
+            return match absolute.strip_prefix(root) {
+                Some(rest) => self.resolve_file(rest, context),
+                None => Err(Error::corrupt(
+                    context,
+                    "absolute file path points outside the table root",
+                )),
+            };
+        }
         if path.starts_with('/') {
             return Err(Error::corrupt(
                 context,
@@ -275,9 +276,10 @@ impl Storage {
         };
         match self.store.put_opts(location, bytes.into(), options).await {
             Ok(_) => Ok(PutOutcome::Written),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                Ok(PutOutcome::AlreadyExists)
-            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(PutOutcome::AlreadyExists),
             Err(object_store::Error::NotImplemented { .. }) => Err(Error::invalid(format!(
                 "the store behind {} cannot create objects only-if-absent, so commits would not be atomic; \
                  for S3 set AWS_CONDITIONAL_PUT=etag (or --storage-option conditional_put=etag)",
@@ -290,8 +292,16 @@ impl Storage {
     /// A streaming upload to `location` (multipart above `capacity_bytes`), for data files:
     /// memory per open file stays at `capacity_bytes` whatever the file's size. The object
     /// appears only when the upload is shut down successfully.
-    pub(crate) fn upload(&self, location: &Path, capacity_bytes: usize) -> object_store::buffered::BufWriter {
-        object_store::buffered::BufWriter::with_capacity(self.store.clone(), location.clone(), capacity_bytes)
+    pub(crate) fn upload(
+        &self,
+        location: &Path,
+        capacity_bytes: usize,
+    ) -> object_store::buffered::BufWriter {
+        object_store::buffered::BufWriter::with_capacity(
+            self.store.clone(),
+            location.clone(),
+            capacity_bytes,
+        )
     }
 
     /// Delete an object; a missing object is not an error.
@@ -304,7 +314,6 @@ impl Storage {
             Err(e) => Err(e.into()),
         }
     }
-
 
     /// List every object under the table root (recursively), with paths relative to it.
     ///
@@ -361,9 +370,10 @@ impl Storage {
                 continue;
             };
             if let (Some(min), Some(v)) = (from, log_path.version())
-                && v < min {
-                    continue;
-                }
+                && v < min
+            {
+                continue;
+            }
             files.push(LogFile {
                 log_path,
                 location: meta.location.to_string(),

@@ -10,10 +10,10 @@ use object_store::path::Path;
 
 use crate::action::{Action, CommitInfo, parse_commit};
 use crate::clock::{Clock, SystemClock};
-use crate::transaction::Transaction;
 use crate::log::{LogFile, LogPath};
 use crate::snapshot::Snapshot;
 use crate::storage::Storage;
+use crate::transaction::Transaction;
 use crate::{Error, Result, Version};
 
 /// How many commit files `history` reads at once.
@@ -84,7 +84,11 @@ impl Table {
 
     /// Start a transaction on `snapshot` (its version is the read version).
     pub fn transaction(&self, snapshot: &Snapshot) -> Transaction {
-        Transaction::new(self.storage.clone(), self.clock.clone(), Some(snapshot.clone()))
+        Transaction::new(
+            self.storage.clone(),
+            self.clock.clone(),
+            Some(snapshot.clone()),
+        )
     }
 
     /// Start the transaction that creates this table (version 0).
@@ -397,7 +401,9 @@ impl Table {
                 LogPath::LastCheckpoint => false,
             };
             if expired && file.last_modified_ms <= cutoff {
-                self.storage.delete(&Path::from(file.location.as_str())).await?;
+                self.storage
+                    .delete(&Path::from(file.location.as_str()))
+                    .await?;
                 deleted += 1;
             }
         }

@@ -119,7 +119,10 @@ pub fn check_writable(protocol: &Protocol, metadata: &Metadata) -> Result<()> {
     if !(1..=7).contains(&protocol.min_writer_version) {
         return Err(Error::Unsupported {
             kind: "writer version",
-            feature: format!("{} (this writer supports 1 to 7)", protocol.min_writer_version),
+            feature: format!(
+                "{} (this writer supports 1 to 7)",
+                protocol.min_writer_version
+            ),
         });
     }
     let legacy = protocol.min_writer_version < 7;
@@ -172,7 +175,9 @@ mod tests {
             reader_features: None,
             writer_features: Some(vec!["appendOnly".into(), "collations".into()]),
         };
-        let err = check_writable(&p, &Metadata::default()).unwrap_err().to_string();
+        let err = check_writable(&p, &Metadata::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("collations"), "{err}");
         let legacy = Protocol {
             min_reader_version: 1,

@@ -113,12 +113,16 @@ impl FaultyStore {
             _ => Ok(index),
         }
     }
-
 }
 
 #[async_trait]
 impl ObjectStore for FaultyStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         let index = self.enter("put").await?;
         let result = self.inner.put_opts(location, payload, opts).await;
         if self.fault == Fault::AmbiguousPutAt(index) && result.is_ok() {
@@ -127,7 +131,11 @@ impl ObjectStore for FaultyStore {
         result
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
         self.enter("put_multipart").await?;
         self.inner.put_multipart_opts(location, opts).await
     }
@@ -142,7 +150,10 @@ impl ObjectStore for FaultyStore {
         self.inner.get_ranges(location, ranges).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         let index = self.calls.fetch_add(1, Ordering::SeqCst);
         self.requests.fetch_add(1, Ordering::SeqCst);
         let fail = match self.fault {
@@ -183,7 +194,11 @@ impl ObjectStore for FaultyStore {
         }
     }
 
-    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
         let index = self.calls.fetch_add(1, Ordering::SeqCst);
         self.requests.fetch_add(1, Ordering::SeqCst);
         let fail = match self.fault {

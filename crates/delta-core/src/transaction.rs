@@ -16,7 +16,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::action::{Action, Add, CommitInfo, Metadata, Protocol, Txn, format_commit, parse_commit};
+use crate::action::{
+    Action, Add, CommitInfo, Metadata, Protocol, Txn, format_commit, parse_commit,
+};
 use crate::clock::Clock;
 use crate::log::LogPath;
 use crate::log::conflict::{IsolationLevel, ReadFootprint, check};
@@ -64,7 +66,11 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    pub(crate) fn new(storage: Storage, clock: Arc<dyn Clock>, read_snapshot: Option<Snapshot>) -> Self {
+    pub(crate) fn new(
+        storage: Storage,
+        clock: Arc<dyn Clock>,
+        read_snapshot: Option<Snapshot>,
+    ) -> Self {
         Self {
             storage,
             clock,
@@ -93,13 +99,15 @@ impl Transaction {
 
     /// Record an operation parameter (Spark stores them as strings).
     pub fn with_parameter(mut self, key: &str, value: impl Into<String>) -> Self {
-        self.parameters.insert(key.to_owned(), serde_json::Value::String(value.into()));
+        self.parameters
+            .insert(key.to_owned(), serde_json::Value::String(value.into()));
         self
     }
 
     /// Record an operation metric.
     pub fn with_metric(mut self, key: &str, value: u64) -> Self {
-        self.metrics.insert(key.to_owned(), serde_json::Value::String(value.to_string()));
+        self.metrics
+            .insert(key.to_owned(), serde_json::Value::String(value.to_string()));
         self
     }
 
@@ -139,7 +147,11 @@ impl Transaction {
 
     /// Declare that this transaction read table data selected by `predicate` (`None` =
     /// the whole table): concurrent commits adding matching rows may conflict.
-    pub fn read_data(&mut self, predicate: Option<crate::expression::Expression>, files: impl IntoIterator<Item = String>) {
+    pub fn read_data(
+        &mut self,
+        predicate: Option<crate::expression::Expression>,
+        files: impl IntoIterator<Item = String>,
+    ) {
         self.footprint.reads_data = true;
         self.read_predicate = predicate;
         self.footprint
@@ -181,13 +193,17 @@ impl Transaction {
     fn is_blind_append(&self) -> bool {
         !self.footprint.reads_data
             && !self.footprint.changes_metadata
-            && self
-                .actions
-                .iter()
-                .all(|a| matches!(a, Action::Add(add) if add.data_change) || matches!(a, Action::Txn(_)))
+            && self.actions.iter().all(|a| {
+                matches!(a, Action::Add(add) if add.data_change) || matches!(a, Action::Txn(_))
+            })
     }
 
-    fn commit_info(&self, read_version: Option<Version>, txn_id: &str, ict: Option<i64>) -> CommitInfo {
+    fn commit_info(
+        &self,
+        read_version: Option<Version>,
+        txn_id: &str,
+        ict: Option<i64>,
+    ) -> CommitInfo {
         let mut map = serde_json::Map::new();
         let now = self.clock.now_ms();
         if let Some(ict) = ict {
@@ -195,7 +211,10 @@ impl Transaction {
         }
         map.insert("timestamp".into(), ict.unwrap_or(now).into());
         map.insert("operation".into(), self.operation.clone().into());
-        map.insert("operationParameters".into(), serde_json::Value::Object(self.parameters.clone()));
+        map.insert(
+            "operationParameters".into(),
+            serde_json::Value::Object(self.parameters.clone()),
+        );
         if let Some(v) = read_version {
             map.insert("readVersion".into(), v.into());
         }
@@ -206,7 +225,10 @@ impl Transaction {
             .unwrap_or_default();
         map.insert("isolationLevel".into(), isolation.as_str().into());
         map.insert("isBlindAppend".into(), self.is_blind_append().into());
-        map.insert("operationMetrics".into(), serde_json::Value::Object(self.metrics.clone()));
+        map.insert(
+            "operationMetrics".into(),
+            serde_json::Value::Object(self.metrics.clone()),
+        );
         map.insert("engineInfo".into(), ENGINE_INFO.into());
         map.insert("txnId".into(), txn_id.into());
         CommitInfo(map)
@@ -237,8 +259,10 @@ impl Transaction {
     /// when attempts run out.
     pub async fn commit(self) -> Result<Committed> {
         let (protocol, metadata) = self.effective_protocol_metadata();
-        let protocol = protocol.ok_or_else(|| Error::invalid("a new table needs a protocol action"))?;
-        let metadata = metadata.ok_or_else(|| Error::invalid("a new table needs a metaData action"))?;
+        let protocol =
+            protocol.ok_or_else(|| Error::invalid("a new table needs a protocol action"))?;
+        let metadata =
+            metadata.ok_or_else(|| Error::invalid("a new table needs a metaData action"))?;
         check_writable(protocol, metadata)?;
         let ict_enabled = metadata
             .property("delta.enableInCommitTimestamps")
@@ -249,8 +273,13 @@ impl Transaction {
             .filter(|v| *v > 0)
             .unwrap_or(10);
         let isolation = IsolationLevel::from_property(metadata.property("delta.isolationLevel"))?;
-        if metadata.property("delta.appendOnly").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            && self.actions.iter().any(|a| matches!(a, Action::Remove(r) if r.data_change))
+        if metadata
+            .property("delta.appendOnly")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            && self
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Remove(r) if r.data_change))
         {
             return Err(Error::ConstraintViolation {
                 name: "delta.appendOnly".to_owned(),
@@ -276,23 +305,28 @@ impl Transaction {
         // checkpoint and would never see it.
         if let Some(read) = read_version
             && let Some(hint) = self.checkpoint_hint().await
-                && hint > read {
-                    let still_there = self
+            && hint > read
+        {
+            let still_there = self
+                .storage
+                .read_optional(
+                    &self
                         .storage
-                        .read_optional(&self.storage.log_location(&LogPath::Commit(read + 1).file_name()))
-                        .await?
-                        .is_some()
-                        || hint < version;
-                    if !still_there {
-                        return Err(Error::Conflict {
-                            winning_version: hint,
-                            operation: "CHECKPOINT".to_owned(),
-                            reason: format!(
-                                "the table moved to version {hint} and the commits after this transaction's read version {read} were cleaned up; reload the table and retry"
-                            ),
-                        });
-                    }
-                }
+                        .log_location(&LogPath::Commit(read + 1).file_name()),
+                )
+                .await?
+                .is_some()
+                || hint < version;
+            if !still_there {
+                return Err(Error::Conflict {
+                    winning_version: hint,
+                    operation: "CHECKPOINT".to_owned(),
+                    reason: format!(
+                        "the table moved to version {hint} and the commits after this transaction's read version {read} were cleaned up; reload the table and retry"
+                    ),
+                });
+            }
+        }
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -301,10 +335,16 @@ impl Transaction {
                 previous_ict.map_or(now, |p| now.max(p + 1))
             });
             let mut actions = Vec::with_capacity(self.actions.len() + 1);
-            actions.push(Action::CommitInfo(self.commit_info(read_version, &txn_id, ict)));
+            actions.push(Action::CommitInfo(self.commit_info(
+                read_version,
+                &txn_id,
+                ict,
+            )));
             actions.extend(self.actions.iter().cloned());
             let bytes = format_commit(&actions);
-            let location = self.storage.log_location(&LogPath::Commit(version).file_name());
+            let location = self
+                .storage
+                .log_location(&LogPath::Commit(version).file_name());
             let outcome = match self.storage.put_if_absent(&location, bytes.into()).await {
                 Ok(outcome) => outcome,
                 Err(Error::Storage(e)) => {
@@ -317,7 +357,9 @@ impl Transaction {
                         Err(read_error) => {
                             return Err(Error::CommitOutcomeUnknown {
                                 version,
-                                reason: format!("the put failed ({e}) and reading the slot back failed ({read_error})"),
+                                reason: format!(
+                                    "the put failed ({e}) and reading the slot back failed ({read_error})"
+                                ),
                             });
                         }
                     }
@@ -343,7 +385,9 @@ impl Transaction {
                         Err(e) => {
                             return Err(Error::CommitOutcomeUnknown {
                                 version,
-                                reason: format!("version {version} exists but cannot be read back ({e})"),
+                                reason: format!(
+                                    "version {version} exists but cannot be read back ({e})"
+                                ),
                             });
                         }
                     };
@@ -353,7 +397,11 @@ impl Transaction {
                         matches!(a, Action::CommitInfo(ci) if ci.0.get("txnId").and_then(serde_json::Value::as_str) == Some(txn_id.as_str()))
                     });
                     if is_ours {
-                        tracing::debug!(version, attempts, "committed (recognised after an ambiguous put)");
+                        tracing::debug!(
+                            version,
+                            attempts,
+                            "committed (recognised after an ambiguous put)"
+                        );
                         let checkpointed = self.after_commit(version, checkpoint_interval).await;
                         return Ok(Committed {
                             version,
@@ -371,7 +419,9 @@ impl Transaction {
                     {
                         let matches_read = |add: &Add| -> bool {
                             match (&self.read_snapshot, &self.read_predicate) {
-                                (Some(snapshot), Some(predicate)) => snapshot.file_may_match(predicate, add),
+                                (Some(snapshot), Some(predicate)) => {
+                                    snapshot.file_may_match(predicate, add)
+                                }
                                 _ => true,
                             }
                         };
@@ -388,7 +438,9 @@ impl Transaction {
                         return Err(Error::Conflict {
                             winning_version: version,
                             operation: "concurrent commits".to_owned(),
-                            reason: format!("gave up after {attempts} attempts on a contended table"),
+                            reason: format!(
+                                "gave up after {attempts} attempts on a contended table"
+                            ),
                         });
                     }
                     version += 1;
@@ -427,7 +479,10 @@ impl Transaction {
             return;
         };
         let key = |path: &str, dv: Option<&crate::deletion_vector::DeletionVectorDescriptor>| {
-            (crate::log::canonical_path(path), dv.map(crate::deletion_vector::DeletionVectorDescriptor::unique_id))
+            (
+                crate::log::canonical_path(path),
+                dv.map(crate::deletion_vector::DeletionVectorDescriptor::unique_id),
+            )
         };
         let mut live: std::collections::HashMap<_, i64> = self
             .read_snapshot
@@ -464,8 +519,14 @@ impl Transaction {
         if let (Some(ict), Some(map)) = (ict, crc.as_object_mut()) {
             map.insert("inCommitTimestampOpt".to_owned(), ict.into());
         }
-        let location = self.storage.log_location(&LogPath::Checksum(version).file_name());
-        if let Err(e) = self.storage.put_if_absent(&location, crc.to_string().into_bytes().into()).await {
+        let location = self
+            .storage
+            .log_location(&LogPath::Checksum(version).file_name());
+        if let Err(e) = self
+            .storage
+            .put_if_absent(&location, crc.to_string().into_bytes().into())
+            .await
+        {
             tracing::debug!(version, error = %e, "version checksum not written");
         }
     }

@@ -152,7 +152,9 @@ impl VacuumBuilder {
             .with_metric("numFilesToDelete", report.files.len() as u64)
             .with_metric("sizeOfDataToDelete", report.bytes);
         let _started = start.commit().await?;
-        let deletes = doomed.iter().map(|(_, location, _)| storage.delete(location));
+        let deletes = doomed
+            .iter()
+            .map(|(_, location, _)| storage.delete(location));
         futures::stream::iter(deletes)
             .buffer_unordered(DELETE_CONCURRENCY)
             .try_collect::<Vec<()>>()
@@ -183,9 +185,10 @@ fn referenced_files(snapshot: &Snapshot, cutoff: i64) -> Result<HashSet<String>>
     let mut add = |path: &str, dv: Option<&DeletionVectorDescriptor>| -> Result<()> {
         keep.insert(relative(&root, path));
         if let Some(dv) = dv
-            && let Some(url) = dv.absolute_path(&root)? {
-                keep.insert(relative(&root, url.as_str()));
-            }
+            && let Some(url) = dv.absolute_path(&root)?
+        {
+            keep.insert(relative(&root, url.as_str()));
+        }
         Ok(())
     };
     for file in snapshot.files() {

@@ -64,7 +64,14 @@ mod send_probe {
     fn spawnable<T: std::future::Future + Send + 'static>(_: T) {}
 
     fn operations(t: Table, s: Snapshot) {
-        let (t1, t2, t3, t4, t5, t6) = (t.clone(), t.clone(), t.clone(), t.clone(), t.clone(), t.clone());
+        let (t1, t2, t3, t4, t5, t6) = (
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+        );
         spawnable(async move { drop(t1.snapshot().await) });
         spawnable(async move { drop(t2.snapshot_at(1).await) });
         spawnable(async move { drop(t3.history(None).await) });
@@ -93,9 +100,15 @@ fn batch(rows: &[(i64, Option<i64>)]) -> RecordBatch {
     RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| part_of(r.0)).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| part_of(r.0)).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -127,9 +140,17 @@ async fn read_rows(snapshot: &Snapshot) -> Rows {
         let parts = parts.as_string::<i32>();
         for i in 0..b.num_rows() {
             let id = ids.value(i);
-            assert_eq!((!parts.is_null(i)).then(|| parts.value(i)), part_of(id), "partition of id {id}");
+            assert_eq!(
+                (!parts.is_null(i)).then(|| parts.value(i)),
+                part_of(id),
+                "partition of id {id}"
+            );
             let previous = out.insert(id, (!vals.is_null(i)).then(|| vals.value(i)));
-            assert!(previous.is_none(), "v{}: id {id} appears more than once", snapshot.version());
+            assert!(
+                previous.is_none(),
+                "v{}: id {id} appears more than once",
+                snapshot.version()
+            );
         }
     }
     out
@@ -153,7 +174,9 @@ impl Fixture {
 
     fn with_clock(clock: ManualClock) -> Self {
         let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let store: Arc<dyn ObjectStore> = Arc::new(FaultyStore::new(inner.clone(), Fault::None).with_latency(Duration::from_millis(1)));
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            FaultyStore::new(inner.clone(), Fault::None).with_latency(Duration::from_millis(1)),
+        );
         Self {
             inner,
             store,
@@ -163,7 +186,9 @@ impl Fixture {
 
     /// A new handle on the table (each racing task gets its own).
     fn table(&self) -> Table {
-        Table::with_store(self.store.clone(), url()).unwrap().with_clock(self.clock.clone())
+        Table::with_store(self.store.clone(), url())
+            .unwrap()
+            .with_clock(self.clock.clone())
     }
 
     async fn create(&self, rows: &[(i64, Option<i64>)], properties: &[(&str, &str)]) -> Table {
@@ -180,15 +205,35 @@ impl Fixture {
     /// Write `rows` as data files of a scratch table on the same store, copy them under the
     /// table root, and return their `add` actions (for transactions built by hand).
     async fn stage_files(&self, name: &str, rows: &[(i64, Option<i64>)]) -> Vec<Add> {
-        let scratch = Table::with_store(self.inner.clone(), url::Url::parse(&format!("memory:///{name}/")).unwrap())
-            .unwrap()
-            .with_clock(self.clock.clone());
-        let _staged = scratch.write().with_partition_columns(["part"]).execute(stream(rows)).await.unwrap();
-        let objects: Vec<_> = self.inner.list(Some(&Path::from(name))).try_collect().await.unwrap();
+        let scratch = Table::with_store(
+            self.inner.clone(),
+            url::Url::parse(&format!("memory:///{name}/")).unwrap(),
+        )
+        .unwrap()
+        .with_clock(self.clock.clone());
+        let _staged = scratch
+            .write()
+            .with_partition_columns(["part"])
+            .execute(stream(rows))
+            .await
+            .unwrap();
+        let objects: Vec<_> = self
+            .inner
+            .list(Some(&Path::from(name)))
+            .try_collect()
+            .await
+            .unwrap();
         for meta in objects {
-            let rest = meta.location.as_ref().strip_prefix(&format!("{name}/")).unwrap();
+            let rest = meta
+                .location
+                .as_ref()
+                .strip_prefix(&format!("{name}/"))
+                .unwrap();
             if !rest.starts_with("_delta_log") {
-                self.inner.copy(&meta.location, &Path::parse(format!("t/{rest}")).unwrap()).await.unwrap();
+                self.inner
+                    .copy(&meta.location, &Path::parse(format!("t/{rest}")).unwrap())
+                    .await
+                    .unwrap();
             }
         }
         scratch.snapshot().await.unwrap().files().to_vec()
@@ -197,7 +242,13 @@ impl Fixture {
 
 /// Commit versions listed by `history`, ascending.
 async fn versions(table: &Table) -> Vec<Version> {
-    let mut v: Vec<_> = table.history(None).await.unwrap().iter().map(|c| c.version).collect();
+    let mut v: Vec<_> = table
+        .history(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.version)
+        .collect();
     v.sort_unstable();
     v
 }
@@ -214,27 +265,59 @@ async fn sixteen_concurrent_blind_appends_all_land_exactly_once() {
         let barrier = barrier.clone();
         tasks.push(spawn(move || async move {
             barrier.wait().await;
-            table.write().execute(stream(&rows_of(t * 1000..t * 1000 + 5))).await
+            table
+                .write()
+                .execute(stream(&rows_of(t * 1000..t * 1000 + 5)))
+                .await
         }));
     }
     let mut committed = BTreeMap::new();
     let mut attempts = Vec::new();
     for (t, task) in (1..=TASKS).zip(tasks) {
-        let report = task.await.unwrap().unwrap_or_else(|e| panic!("append {t} failed: {e}"));
+        let report = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("append {t} failed: {e}"));
         attempts.push(report.attempts);
-        assert!(committed.insert(report.version.unwrap(), t).is_none(), "two appends reported the same version");
+        assert!(
+            committed.insert(report.version.unwrap(), t).is_none(),
+            "two appends reported the same version"
+        );
     }
-    assert_eq!(committed.keys().copied().collect::<Vec<_>>(), (1..=16).collect::<Vec<Version>>());
-    assert!(attempts.iter().any(|a| *a > 1), "no append ever lost a race: {attempts:?}");
-    assert_eq!(versions(&table).await, (0..=16).collect::<Vec<Version>>(), "versions are gap-free");
+    assert_eq!(
+        committed.keys().copied().collect::<Vec<_>>(),
+        (1..=16).collect::<Vec<Version>>()
+    );
+    assert!(
+        attempts.iter().any(|a| *a > 1),
+        "no append ever lost a race: {attempts:?}"
+    );
+    assert_eq!(
+        versions(&table).await,
+        (0..=16).collect::<Vec<Version>>(),
+        "versions are gap-free"
+    );
 
     // Every row once; each version adds exactly the rows of the task that reported it.
     let mut expected: Rows = rows_of(0..4).into_iter().collect();
-    assert_eq!(read_rows(&table.snapshot_at(0).await.unwrap()).await, expected);
+    assert_eq!(
+        read_rows(&table.snapshot_at(0).await.unwrap()).await,
+        expected
+    );
     for (version, t) in &committed {
         expected.extend(rows_of(t * 1000..t * 1000 + 5));
-        assert_eq!(read_rows(&table.snapshot_at(*version).await.unwrap()).await, expected, "v{version}");
-        let info = table.history(None).await.unwrap().into_iter().find(|c| c.version == *version).unwrap();
+        assert_eq!(
+            read_rows(&table.snapshot_at(*version).await.unwrap()).await,
+            expected,
+            "v{version}"
+        );
+        let info = table
+            .history(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.version == *version)
+            .unwrap();
         assert_eq!(info.commit_info.unwrap().0["isBlindAppend"], true);
     }
     assert_eq!(read_rows(&table.snapshot().await.unwrap()).await, expected);
@@ -263,8 +346,14 @@ async fn transactions_removing_the_same_file_exactly_one_wins() {
         let barrier = Arc::new(Barrier::new(4));
         let mut tasks = Vec::new();
         for k in [0i64, 4, 8, 12] {
-            let mut txn = fixture.table().transaction(&snapshot).with_operation("DELETE");
-            txn.read_data(Some(parse(&format!("id = {k}")).unwrap()), [victim.path.clone()]);
+            let mut txn = fixture
+                .table()
+                .transaction(&snapshot)
+                .with_operation("DELETE");
+            txn.read_data(
+                Some(parse(&format!("id = {k}")).unwrap()),
+                [victim.path.clone()],
+            );
             txn.remove_files([victim.clone()], true);
             let barrier = barrier.clone();
             tasks.push(spawn(move || async move {
@@ -281,10 +370,20 @@ async fn transactions_removing_the_same_file_exactly_one_wins() {
                 }
                 Err(e @ Error::Conflict { .. }) => {
                     let message = e.to_string();
-                    let Error::Conflict { winning_version, operation, reason } = e else { unreachable!() };
+                    let Error::Conflict {
+                        winning_version,
+                        operation,
+                        reason,
+                    } = e
+                    else {
+                        unreachable!()
+                    };
                     assert_eq!(winning_version, 1, "round {round}: {message}");
                     assert_eq!(operation, "DELETE", "round {round}: {message}");
-                    assert!(reason.contains(&victim.path), "round {round}: the conflict must name the file: {message}");
+                    assert!(
+                        reason.contains(&victim.path),
+                        "round {round}: the conflict must name the file: {message}"
+                    );
                     assert!(message.contains("version 1"), "round {round}: {message}");
                 }
                 Err(e) => panic!("round {round}: a loser must get a conflict, got {e}"),
@@ -292,7 +391,10 @@ async fn transactions_removing_the_same_file_exactly_one_wins() {
         }
         assert_eq!(winners, 1, "round {round}: exactly one transaction commits");
         assert_eq!(versions(&table).await, vec![0, 1]);
-        let expected: Rows = rows_of(0..20).into_iter().filter(|(id, _)| part_of(*id) != Some("a")).collect();
+        let expected: Rows = rows_of(0..20)
+            .into_iter()
+            .filter(|(id, _)| part_of(*id) != Some("a"))
+            .collect();
         assert_eq!(read_rows(&table.snapshot().await.unwrap()).await, expected);
     }
 }
@@ -310,10 +412,15 @@ async fn racing_deletes_of_one_file_commit_or_conflict() {
         for k in [0i64, 4, 8, 12] {
             let table = fixture.table();
             let barrier = barrier.clone();
-            tasks.push((k, spawn(move || async move {
-                barrier.wait().await;
-                table.delete(Some(parse(&format!("id = {k}")).unwrap())).await
-            })));
+            tasks.push((
+                k,
+                spawn(move || async move {
+                    barrier.wait().await;
+                    table
+                        .delete(Some(parse(&format!("id = {k}")).unwrap()))
+                        .await
+                }),
+            ));
         }
         let mut expected: Rows = rows_of(0..20).into_iter().collect();
         let mut committed = BTreeSet::new();
@@ -321,17 +428,31 @@ async fn racing_deletes_of_one_file_commit_or_conflict() {
             match task.await.unwrap() {
                 Ok(r) => {
                     expected.remove(&k);
-                    assert!(committed.insert(r.version.unwrap()), "round {round}: two deletes share a version");
+                    assert!(
+                        committed.insert(r.version.unwrap()),
+                        "round {round}: two deletes share a version"
+                    );
                 }
                 Err(Error::Conflict { .. }) => conflicts += 1,
                 Err(e) => panic!("round {round}: DELETE id = {k}: {e}"),
             }
         }
-        assert!(!committed.is_empty(), "round {round}: some delete must commit");
+        assert!(
+            !committed.is_empty(),
+            "round {round}: some delete must commit"
+        );
         let last = *committed.last().unwrap();
         assert_eq!(versions(&table).await, (0..=last).collect::<Vec<_>>());
-        assert_eq!(committed.len(), usize::try_from(last).unwrap(), "round {round}: versions are the successful deletes");
-        assert_eq!(read_rows(&table.snapshot().await.unwrap()).await, expected, "round {round}");
+        assert_eq!(
+            committed.len(),
+            usize::try_from(last).unwrap(),
+            "round {round}: versions are the successful deletes"
+        );
+        assert_eq!(
+            read_rows(&table.snapshot().await.unwrap()).await,
+            expected,
+            "round {round}"
+        );
     }
     println!("conflicts over 4 rounds of 4 racing deletes: {conflicts}");
 }
@@ -353,7 +474,10 @@ async fn delete_vs_blind_append() {
         ("Serializable", 100, true),
     ];
     for (isolation, appended_id, conflict) in cases {
-        let case = format!("{isolation}, appending id {appended_id} ({:?})", part_of(appended_id));
+        let case = format!(
+            "{isolation}, appending id {appended_id} ({:?})",
+            part_of(appended_id)
+        );
         let fixture = Fixture::new();
         let table = fixture.create(&rows_of(0..8), &[]).await;
         let mut base = 0;
@@ -365,16 +489,26 @@ async fn delete_vs_blind_append() {
             base = 1;
         }
         let snapshot = table.snapshot().await.unwrap();
-        assert_eq!(snapshot.property("delta.isolationLevel"), (base == 1).then_some("Serializable"));
+        assert_eq!(
+            snapshot.property("delta.isolationLevel"),
+            (base == 1).then_some("Serializable")
+        );
         let victim = file_of_partition(&snapshot, "a");
         let mut delete = table.transaction(&snapshot).with_operation("DELETE");
         delete.read_data(Some(parse("part = 'a'").unwrap()), [victim.path.clone()]);
         delete.remove_files([victim.clone()], true);
 
-        let appended = table.write().execute(stream(&rows_of([appended_id]))).await.unwrap();
+        let appended = table
+            .write()
+            .execute(stream(&rows_of([appended_id])))
+            .await
+            .unwrap();
         assert_eq!(appended.version, Some(base + 1), "{case}");
 
-        let mut expected: Rows = rows_of(0..8).into_iter().chain(rows_of([appended_id])).collect();
+        let mut expected: Rows = rows_of(0..8)
+            .into_iter()
+            .chain(rows_of([appended_id]))
+            .collect();
         match delete.commit().await {
             Ok(c) => {
                 assert!(!conflict, "{case}: the DELETE must conflict");
@@ -387,11 +521,18 @@ async fn delete_vs_blind_append() {
             Err(e @ Error::Conflict { .. }) => {
                 assert!(conflict, "{case}: unexpected conflict {e}");
                 let message = e.to_string();
-                assert!(message.contains(&format!("version {}", base + 1)) && message.contains("WRITE"), "{case}: {message}");
+                assert!(
+                    message.contains(&format!("version {}", base + 1)) && message.contains("WRITE"),
+                    "{case}: {message}"
+                );
             }
             Err(e) => panic!("{case}: {e}"),
         }
-        assert_eq!(read_rows(&table.snapshot().await.unwrap()).await, expected, "{case}");
+        assert_eq!(
+            read_rows(&table.snapshot().await.unwrap()).await,
+            expected,
+            "{case}"
+        );
     }
 }
 
@@ -404,7 +545,9 @@ async fn same_app_transaction_id_one_conflicts_naming_it() {
         let barrier = Arc::new(Barrier::new(2));
         let mut tasks = Vec::new();
         for w in 0..2i64 {
-            let adds = fixture.stage_files(&format!("scratch{w}"), &rows_of([100 + w])).await;
+            let adds = fixture
+                .stage_files(&format!("scratch{w}"), &rows_of([100 + w]))
+                .await;
             let mut txn = fixture.table().transaction(&snapshot);
             txn.add_files(adds);
             txn.set_app_transaction("silver-from-bronze", 7);
@@ -420,18 +563,35 @@ async fn same_app_transaction_id_one_conflicts_naming_it() {
                 Ok(c) => winners.push((w, c.version)),
                 Err(e @ Error::Conflict { .. }) => {
                     let message = e.to_string();
-                    assert!(message.contains("silver-from-bronze"), "round {round}: {message}");
+                    assert!(
+                        message.contains("silver-from-bronze"),
+                        "round {round}: {message}"
+                    );
                     assert!(message.contains("version 1"), "round {round}: {message}");
                 }
                 Err(e) => panic!("round {round}: {e}"),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one writer records the app transaction");
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one writer records the app transaction"
+        );
         let latest = table.snapshot().await.unwrap();
         assert_eq!(latest.version(), 1);
-        assert_eq!(latest.app_transaction_version("silver-from-bronze"), Some(7));
-        let expected: Rows = rows_of(0..4).into_iter().chain(rows_of([100 + winners[0].0])).collect();
-        assert_eq!(read_rows(&latest).await, expected, "round {round}: only the winner's rows");
+        assert_eq!(
+            latest.app_transaction_version("silver-from-bronze"),
+            Some(7)
+        );
+        let expected: Rows = rows_of(0..4)
+            .into_iter()
+            .chain(rows_of([100 + winners[0].0]))
+            .collect();
+        assert_eq!(
+            read_rows(&latest).await,
+            expected,
+            "round {round}: only the winner's rows"
+        );
     }
 }
 
@@ -447,7 +607,11 @@ async fn racing_creates_one_wins() {
         let barrier = barrier.clone();
         tasks.push(spawn(move || async move {
             barrier.wait().await;
-            table.write().with_partition_columns(["part"]).execute(stream(&rows_of([w]))).await
+            table
+                .write()
+                .with_partition_columns(["part"])
+                .execute(stream(&rows_of([w])))
+                .await
         }));
     }
     let mut winner = None;
@@ -459,7 +623,9 @@ async fn racing_creates_one_wins() {
                     assert!(winner.replace(w).is_none(), "two writers created version 0");
                 }
             }
-            Err(Error::Conflict { winning_version: 0, .. }) => {}
+            Err(Error::Conflict {
+                winning_version: 0, ..
+            }) => {}
             Err(e) => panic!("writer {w}: {e}"),
         }
     }
@@ -483,7 +649,11 @@ async fn appends_racing_checkpoints() {
         let barrier = barrier.clone();
         tasks.push(spawn(move || async move {
             barrier.wait().await;
-            table.write().execute(stream(&rows_of([t * 100]))).await.map(drop)
+            table
+                .write()
+                .execute(stream(&rows_of([t * 100])))
+                .await
+                .map(drop)
         }));
     }
     for _ in 0..4 {
@@ -502,16 +672,33 @@ async fn appends_racing_checkpoints() {
         task.await.unwrap().unwrap();
     }
     assert_eq!(versions(&table).await, (0..=12).collect::<Vec<Version>>());
-    let hint = fixture.inner.get(&Path::from("t/_delta_log/_last_checkpoint")).await.unwrap().bytes().await.unwrap();
+    let hint = fixture
+        .inner
+        .get(&Path::from("t/_delta_log/_last_checkpoint"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let hint: serde_json::Value = serde_json::from_slice(&hint).unwrap();
     let hinted = hint["version"].as_u64().unwrap();
     let name = Path::from(format!("t/_delta_log/{hinted:020}.checkpoint.parquet"));
-    assert!(fixture.inner.head(&name).await.is_ok(), "_last_checkpoint names a missing checkpoint: {hint}");
-    let expected: Rows = rows_of(0..4).into_iter().chain(rows_of((1..=12).map(|t| t * 100))).collect();
+    assert!(
+        fixture.inner.head(&name).await.is_ok(),
+        "_last_checkpoint names a missing checkpoint: {hint}"
+    );
+    let expected: Rows = rows_of(0..4)
+        .into_iter()
+        .chain(rows_of((1..=12).map(|t| t * 100)))
+        .collect();
     assert_eq!(read_rows(&table.snapshot().await.unwrap()).await, expected);
     for v in 0..=12u64 {
         let n = read_rows(&table.snapshot_at(v).await.unwrap()).await.len();
-        assert_eq!(n, 4 + usize::try_from(v).unwrap(), "v{v} holds the 4 initial rows plus one per append");
+        assert_eq!(
+            n,
+            4 + usize::try_from(v).unwrap(),
+            "v{v} holds the 4 initial rows plus one per append"
+        );
     }
 }
 
@@ -530,7 +717,9 @@ async fn regression_stale_writer_across_log_cleanup_does_not_lose_its_write() {
     // older than the 30-day retention by the time cleanup runs.
     let now = chrono::Utc::now().timestamp_millis();
     let fixture = Fixture::with_clock(ManualClock::new(now + 40 * 24 * 3600 * 1000, 1, 11));
-    let table = fixture.create(&rows_of(0..4), &[("delta.checkpointInterval", "3")]).await;
+    let table = fixture
+        .create(&rows_of(0..4), &[("delta.checkpointInterval", "3")])
+        .await;
     let _v1 = table.write().execute(stream(&rows_of([10]))).await.unwrap();
     let stale = table.snapshot().await.unwrap();
     assert_eq!(stale.version(), 1);
@@ -538,7 +727,11 @@ async fn regression_stale_writer_across_log_cleanup_does_not_lose_its_write() {
     let _v2 = table.write().execute(stream(&rows_of([20]))).await.unwrap();
     let v3 = table.write().execute(stream(&rows_of([30]))).await.unwrap();
     assert_eq!(v3.version, Some(3));
-    assert_eq!(versions(&table).await, vec![3], "cleanup removed the commits before the checkpoint");
+    assert_eq!(
+        versions(&table).await,
+        vec![3],
+        "cleanup removed the commits before the checkpoint"
+    );
 
     let mut txn = table.transaction(&stale);
     txn.add_files(adds);
@@ -547,12 +740,24 @@ async fn regression_stale_writer_across_log_cleanup_does_not_lose_its_write() {
     let rows = read_rows(&latest).await;
     match result {
         Ok(c) => {
-            assert!(c.version > 3, "the stale append reported version {} below the checkpoint at v3", c.version);
-            assert!(rows.contains_key(&99), "the stale append reported v{} but its row is not in the table", c.version);
+            assert!(
+                c.version > 3,
+                "the stale append reported version {} below the checkpoint at v3",
+                c.version
+            );
+            assert!(
+                rows.contains_key(&99),
+                "the stale append reported v{} but its row is not in the table",
+                c.version
+            );
         }
         // Refusing (the winners it must check are gone) is also correct.
         Err(e) => assert!(!rows.contains_key(&99), "{e}"),
     }
     let listed = versions(&table).await;
-    assert_eq!(listed, (listed[0]..=latest.version()).collect::<Vec<_>>(), "versions are gap-free");
+    assert_eq!(
+        listed,
+        (listed[0]..=latest.version()).collect::<Vec<_>>(),
+        "versions are gap-free"
+    );
 }

@@ -42,8 +42,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
 type Rows = BTreeMap<i64, Option<i64>>;
@@ -66,9 +66,15 @@ fn batch(rows: &[(i64, Option<i64>)]) -> RecordBatch {
     RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| part_of(r.0)).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| part_of(r.0)).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -83,13 +89,22 @@ fn rows_of(ids: Range<i64>) -> Vec<(i64, Option<i64>)> {
 }
 
 async fn read_rows(snapshot: &Snapshot) -> Result<Rows, String> {
-    let scan = snapshot.scan().with_columns(["id", "val", "part"]).build().map_err(|e| e.to_string())?;
-    let batches: Vec<RecordBatch> = scan.execute().try_collect().await.map_err(|e| format!("scan v{}: {e}", snapshot.version()))?;
+    let scan = snapshot
+        .scan()
+        .with_columns(["id", "val", "part"])
+        .build()
+        .map_err(|e| e.to_string())?;
+    let batches: Vec<RecordBatch> = scan
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| format!("scan v{}: {e}", snapshot.version()))?;
     let mut out = Rows::new();
     for b in &batches {
         let ids = b.column(0).as_primitive::<Int64Type>();
         let vals = b.column(1).as_primitive::<Int64Type>();
-        let parts = arrow::compute::cast(b.column(2), &DataType::Utf8).map_err(|e| e.to_string())?;
+        let parts =
+            arrow::compute::cast(b.column(2), &DataType::Utf8).map_err(|e| e.to_string())?;
         let parts = parts.as_string::<i32>();
         for i in 0..b.num_rows() {
             let id = ids.value(i);
@@ -97,7 +112,10 @@ async fn read_rows(snapshot: &Snapshot) -> Result<Rows, String> {
             if part != part_of(id) {
                 return Err(format!("id {id} read back with part {part:?}"));
             }
-            if out.insert(id, (!vals.is_null(i)).then(|| vals.value(i))).is_some() {
+            if out
+                .insert(id, (!vals.is_null(i)).then(|| vals.value(i)))
+                .is_some()
+            {
                 return Err(format!("v{}: id {id} appears twice", snapshot.version()));
             }
         }
@@ -169,10 +187,21 @@ impl Scenario {
             builder = builder.with_property("delta.checkpointInterval", "3");
         }
         let _v0 = builder.execute(stream(&rows_of(0..8))).await.unwrap();
-        let _v1 = table.write().execute(stream(&rows_of(8..16))).await.unwrap();
-        let mut history: Vec<Rows> = vec![rows_of(0..8).into_iter().collect(), rows_of(0..16).into_iter().collect()];
+        let _v1 = table
+            .write()
+            .execute(stream(&rows_of(8..16)))
+            .await
+            .unwrap();
+        let mut history: Vec<Rows> = vec![
+            rows_of(0..8).into_iter().collect(),
+            rows_of(0..16).into_iter().collect(),
+        ];
         if self.cleans_up() {
-            let _v2 = table.write().execute(stream(&rows_of(16..20))).await.unwrap();
+            let _v2 = table
+                .write()
+                .execute(stream(&rows_of(16..20)))
+                .await
+                .unwrap();
             history.push(rows_of(0..20).into_iter().collect());
         }
         history
@@ -206,7 +235,11 @@ impl Scenario {
 
     async fn run(self, table: &Table) -> delta_core::Result<()> {
         match self {
-            Self::Append | Self::AutoCheckpointAndCleanup => table.write().execute(stream(&rows_of(100..104))).await.map(drop),
+            Self::Append | Self::AutoCheckpointAndCleanup => table
+                .write()
+                .execute(stream(&rows_of(100..104)))
+                .await
+                .map(drop),
             Self::DeleteRewrite => table.delete(Some(parse("id = 5")?)).await.map(drop),
             Self::DeleteWhole => table.delete(Some(parse("part = 'a'")?)).await.map(drop),
             Self::Update => table
@@ -221,7 +254,12 @@ impl Scenario {
                 .map(drop),
             Self::ReplaceWhere => {
                 let rows: Vec<_> = (10..13).map(|i| (i, Some(-i))).collect();
-                table.write().with_replace_where(parse("id >= 10")?).execute(stream(&rows)).await.map(drop)
+                table
+                    .write()
+                    .with_replace_where(parse("id >= 10")?)
+                    .execute(stream(&rows))
+                    .await
+                    .map(drop)
             }
             Self::Checkpoint => {
                 let snapshot = table.snapshot().await?;
@@ -251,13 +289,25 @@ impl fmt::Display for Tally {
 
 /// Check the table on the plain store after a faulted run; returns whether the operation's
 /// commit is durable. Panics with `context` on any violated invariant.
-async fn verify(store: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>, scenario: Scenario, history: &[Rows], context: &str) -> bool {
-    let table = Table::with_store(store.clone(), url()).unwrap().with_clock(clock);
+async fn verify(
+    store: Arc<dyn ObjectStore>,
+    clock: Arc<dyn Clock>,
+    scenario: Scenario,
+    history: &[Rows],
+    context: &str,
+) -> bool {
+    let table = Table::with_store(store.clone(), url())
+        .unwrap()
+        .with_clock(clock);
     let v = Version::try_from(history.len() - 1).unwrap();
     let before = history.last().unwrap();
 
     // The log holds only names we know, and every commit parses whole.
-    let log: Vec<ObjectMeta> = store.list(Some(&Path::from("t/_delta_log"))).try_collect().await.unwrap();
+    let log: Vec<ObjectMeta> = store
+        .list(Some(&Path::from("t/_delta_log")))
+        .try_collect()
+        .await
+        .unwrap();
     let mut commits = BTreeSet::new();
     let mut checkpoints = BTreeSet::new();
     for meta in &log {
@@ -283,29 +333,51 @@ async fn verify(store: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>, scenario: Sc
     }
     let first = *commits.first().unwrap();
     let last = *commits.last().unwrap();
-    assert_eq!(commits.iter().copied().collect::<Vec<_>>(), (first..=last).collect::<Vec<_>>(), "{context}: commit gap");
+    assert_eq!(
+        commits.iter().copied().collect::<Vec<_>>(),
+        (first..=last).collect::<Vec<_>>(),
+        "{context}: commit gap"
+    );
 
     // `_last_checkpoint` never points at a missing checkpoint.
-    if let Ok(hint) = store.get(&Path::from("t/_delta_log/_last_checkpoint")).await {
+    if let Ok(hint) = store
+        .get(&Path::from("t/_delta_log/_last_checkpoint"))
+        .await
+    {
         let hint: serde_json::Value = serde_json::from_slice(&hint.bytes().await.unwrap()).unwrap();
         let hv = hint["version"].as_u64().unwrap();
-        assert!(checkpoints.contains(&hv), "{context}: _last_checkpoint names v{hv}, which does not exist");
+        assert!(
+            checkpoints.contains(&hv),
+            "{context}: _last_checkpoint names v{hv}, which does not exist"
+        );
     }
 
     let snapshot = match table.snapshot().await {
         Ok(s) => s,
         Err(e) => panic!("{context}: the table does not load: {e}"),
     };
-    let rows = read_rows(&snapshot).await.unwrap_or_else(|e| panic!("{context}: {e}"));
+    let rows = read_rows(&snapshot)
+        .await
+        .unwrap_or_else(|e| panic!("{context}: {e}"));
     let committed = if snapshot.version() == v + 1 && scenario.commits() {
         assert_eq!(rows, scenario.after(before), "{context}: v{} rows", v + 1);
         true
     } else {
-        assert_eq!(snapshot.version(), v, "{context}: the table is at v{}, expected v{v} or v{}", snapshot.version(), v + 1);
+        assert_eq!(
+            snapshot.version(),
+            v,
+            "{context}: the table is at v{}, expected v{v} or v{}",
+            snapshot.version(),
+            v + 1
+        );
         assert_eq!(&rows, before, "{context}: v{v} rows changed");
         false
     };
-    assert_eq!(last, snapshot.version(), "{context}: listed commits end at v{last}");
+    assert_eq!(
+        last,
+        snapshot.version(),
+        "{context}: listed commits end at v{last}"
+    );
 
     // Older versions read back as they were; only cleanup may drop a prefix of them.
     let mut loadable = false;
@@ -313,8 +385,14 @@ async fn verify(store: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>, scenario: Sc
         match table.snapshot_at(old).await {
             Ok(s) => {
                 loadable = true;
-                let rows = read_rows(&s).await.unwrap_or_else(|e| panic!("{context}: {e}"));
-                assert_eq!(&rows, &history[usize::try_from(old).unwrap()], "{context}: v{old} rows");
+                let rows = read_rows(&s)
+                    .await
+                    .unwrap_or_else(|e| panic!("{context}: {e}"));
+                assert_eq!(
+                    &rows,
+                    &history[usize::try_from(old).unwrap()],
+                    "{context}: v{old} rows"
+                );
             }
             Err(Error::VersionNotFound { .. }) if scenario.cleans_up() && !loadable => {}
             Err(e) => panic!("{context}: v{old} does not load: {e}"),
@@ -325,23 +403,44 @@ async fn verify(store: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>, scenario: Sc
 
 /// Set up a fresh table, run the scenario through `FaultyStore(fault)`, and return the
 /// store, the history before the operation, the operation's result and the call count.
-async fn run_with(scenario: Scenario, fault: Fault) -> (Arc<dyn ObjectStore>, Arc<ManualClock>, Vec<Rows>, delta_core::Result<()>, usize) {
+async fn run_with(
+    scenario: Scenario,
+    fault: Fault,
+) -> (
+    Arc<dyn ObjectStore>,
+    Arc<ManualClock>,
+    Vec<Rows>,
+    delta_core::Result<()>,
+    usize,
+) {
     let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let clock = scenario.clock();
     let history = scenario.setup(inner.clone(), clock.clone()).await;
     let faulty = Arc::new(FaultyStore::new(inner.clone(), fault));
-    let table = Table::with_store(faulty.clone(), url()).unwrap().with_clock(clock.clone());
+    let table = Table::with_store(faulty.clone(), url())
+        .unwrap()
+        .with_clock(clock.clone());
     let result = scenario.run(&table).await;
     (inner, clock, history, result, faulty.calls())
 }
 
 /// After a faulted run: the same operation (or, when it committed, another append)
 /// succeeds on the plain store.
-async fn recovers(store: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>, scenario: Scenario, committed: bool, context: &str) {
+async fn recovers(
+    store: Arc<dyn ObjectStore>,
+    clock: Arc<dyn Clock>,
+    scenario: Scenario,
+    committed: bool,
+    context: &str,
+) {
     let table = Table::with_store(store, url()).unwrap().with_clock(clock);
     let before = table.snapshot().await.unwrap().version();
     let result = if committed {
-        table.write().execute(stream(&rows_of(300..301))).await.map(drop)
+        table
+            .write()
+            .execute(stream(&rows_of(300..301)))
+            .await
+            .map(drop)
     } else {
         scenario.run(&table).await
     };
@@ -349,24 +448,46 @@ async fn recovers(store: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>, scenario: 
         panic!("{context}: the table is not writable after the fault: {e}");
     }
     let after = table.snapshot().await.unwrap();
-    let expected = if committed || scenario.commits() { before + 1 } else { before };
+    let expected = if committed || scenario.commits() {
+        before + 1
+    } else {
+        before
+    };
     assert_eq!(after.version(), expected, "{context}: retry");
-    read_rows(&after).await.unwrap_or_else(|e| panic!("{context}: after retry: {e}"));
+    read_rows(&after)
+        .await
+        .unwrap_or_else(|e| panic!("{context}: after retry: {e}"));
 }
 
 /// The number of store calls the scenario makes, checked to be deterministic.
 async fn call_count(scenario: Scenario) -> usize {
     let (store, clock, history, result, k) = run_with(scenario, Fault::None).await;
     result.unwrap_or_else(|e| panic!("{scenario:?} without faults: {e}"));
-    assert!(verify(store, clock, scenario, &history, &format!("{scenario:?} without faults")).await == scenario.commits());
+    assert!(
+        verify(
+            store,
+            clock,
+            scenario,
+            &history,
+            &format!("{scenario:?} without faults")
+        )
+        .await
+            == scenario.commits()
+    );
     let (_, _, _, _, again) = run_with(scenario, Fault::None).await;
-    assert_eq!(k, again, "{scenario:?}: the call sequence is not deterministic");
+    assert_eq!(
+        k, again,
+        "{scenario:?}: the call sequence is not deterministic"
+    );
     k
 }
 
 async fn sweep(scenario: Scenario) -> String {
     let k = call_count(scenario).await;
-    let mut report = format!("{scenario:?}: {k} store calls: {:?}\n", recorded_calls(scenario).await);
+    let mut report = format!(
+        "{scenario:?}: {k} store calls: {:?}\n",
+        recorded_calls(scenario).await
+    );
     for kind in ["CrashAt", "FailAt", "AmbiguousPutAt"] {
         let mut tally = Tally::default();
         for i in 0..k {
@@ -377,25 +498,45 @@ async fn sweep(scenario: Scenario) -> String {
             };
             let context = format!("{scenario:?} with {fault:?} of {k}");
             let (store, clock, history, result, _) = run_with(scenario, fault).await;
-            let committed = verify(store.clone(), clock.clone(), scenario, &history, &context).await;
+            let committed =
+                verify(store.clone(), clock.clone(), scenario, &history, &context).await;
             match (&result, committed) {
                 (Ok(()), true) => tally.ok_committed += 1,
                 (Ok(()), false) => {
                     // Success without a new version: only a checkpoint may do that, and
                     // then the checkpoint must be usable.
-                    assert!(!scenario.commits(), "{context}: reported success but nothing was committed");
+                    assert!(
+                        !scenario.commits(),
+                        "{context}: reported success but nothing was committed"
+                    );
                     let v = history.len() - 1;
                     let name = Path::from(format!("t/_delta_log/{v:020}.checkpoint.parquet"));
-                    assert!(store.head(&name).await.is_ok(), "{context}: reported success but there is no checkpoint");
-                    let hint = store.get(&Path::from("t/_delta_log/_last_checkpoint")).await.unwrap().bytes().await.unwrap();
+                    assert!(
+                        store.head(&name).await.is_ok(),
+                        "{context}: reported success but there is no checkpoint"
+                    );
+                    let hint = store
+                        .get(&Path::from("t/_delta_log/_last_checkpoint"))
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap();
                     let hint: serde_json::Value = serde_json::from_slice(&hint).unwrap();
-                    assert_eq!(hint["version"].as_u64(), Some(u64::try_from(v).unwrap()), "{context}: _last_checkpoint");
+                    assert_eq!(
+                        hint["version"].as_u64(),
+                        Some(u64::try_from(v).unwrap()),
+                        "{context}: _last_checkpoint"
+                    );
                     tally.ok_committed += 1;
                 }
                 (Err(_), false) => tally.err_not_committed += 1,
                 (Err(e), true) => {
                     // Only an ambiguous put may leave a durable commit behind an error.
-                    assert_eq!(kind, "AmbiguousPutAt", "{context}: reported {e} but the commit is durable");
+                    assert_eq!(
+                        kind, "AmbiguousPutAt",
+                        "{context}: reported {e} but the commit is durable"
+                    );
                     tally.err_committed += 1;
                 }
             }
@@ -424,9 +565,20 @@ async fn crash_at_and_right_after_the_commit_put() {
     let calls = recorded_calls(Scenario::Append).await;
     let c = commit_put(&calls, 2);
     for (i, expect_committed) in [(c, false), (c + 1, true)] {
-        let (store, clock, history, result, _) = run_with(Scenario::Append, Fault::CrashAt(i)).await;
-        let committed = verify(store, clock, Scenario::Append, &history, &format!("CrashAt({i})")).await;
-        assert_eq!(committed, expect_committed, "CrashAt({i}), calls {calls:#?}");
+        let (store, clock, history, result, _) =
+            run_with(Scenario::Append, Fault::CrashAt(i)).await;
+        let committed = verify(
+            store,
+            clock,
+            Scenario::Append,
+            &history,
+            &format!("CrashAt({i})"),
+        )
+        .await;
+        assert_eq!(
+            committed, expect_committed,
+            "CrashAt({i}), calls {calls:#?}"
+        );
         assert_eq!(result.is_ok(), expect_committed, "CrashAt({i}): {result:?}");
     }
 }
@@ -441,8 +593,18 @@ async fn a_failed_or_ambiguous_commit_put_is_settled() {
         let c = commit_put(&calls, 2);
         for fault in [Fault::FailAt(c), Fault::AmbiguousPutAt(c)] {
             let (store, clock, history, result, _) = run_with(scenario, fault).await;
-            let committed = verify(store, clock, scenario, &history, &format!("{scenario:?} {fault:?}")).await;
-            assert!(committed && result.is_ok(), "{scenario:?} {fault:?}: committed {committed}, {result:?}");
+            let committed = verify(
+                store,
+                clock,
+                scenario,
+                &history,
+                &format!("{scenario:?} {fault:?}"),
+            )
+            .await;
+            assert!(
+                committed && result.is_ok(),
+                "{scenario:?} {fault:?}: committed {committed}, {result:?}"
+            );
         }
     }
 }
@@ -487,7 +649,11 @@ impl ScriptStore {
         }
     }
 
-    fn ambiguous_then_unreadable(inner: Arc<dyn ObjectStore>, path: &str, get_failures: usize) -> Self {
+    fn ambiguous_then_unreadable(
+        inner: Arc<dyn ObjectStore>,
+        path: &str,
+        get_failures: usize,
+    ) -> Self {
         Self {
             ambiguous_put: Some(Path::from(path)),
             get_failures: AtomicUsize::new(get_failures),
@@ -519,25 +685,43 @@ fn injected(what: &str) -> object_store::Error {
 
 #[async_trait]
 impl ObjectStore for ScriptStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         self.record("put", location);
-        if self.delayed_put.as_ref() == Some(location) && self.put_done.fetch_add(1, Ordering::SeqCst) == 0 {
+        if self.delayed_put.as_ref() == Some(location)
+            && self.put_done.fetch_add(1, Ordering::SeqCst) == 0
+        {
             *self.delayed.lock().unwrap() = Some((payload, opts));
             return Err(injected("timeout; the request is still in flight"));
         }
         let result = self.inner.put_opts(location, payload, opts).await;
-        if self.ambiguous_put.as_ref() == Some(location) && result.is_ok() && self.put_done.fetch_add(1, Ordering::SeqCst) == 0 {
+        if self.ambiguous_put.as_ref() == Some(location)
+            && result.is_ok()
+            && self.put_done.fetch_add(1, Ordering::SeqCst) == 0
+        {
             return Err(injected("timeout after the put was written"));
         }
         result
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
         self.record("put_multipart", location);
         self.inner.put_multipart_opts(location, opts).await
     }
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         self.record("get", location);
         if self.ambiguous_put.as_ref() == Some(location)
             && self.put_done.load(Ordering::SeqCst) > 0
@@ -558,12 +742,19 @@ impl ObjectStore for ScriptStore {
         result
     }
 
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
         self.record("get_ranges", location);
         self.inner.get_ranges(location, ranges).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
         self.record("delete", "(stream)");
         self.inner.delete_stream(locations)
     }
@@ -573,17 +764,29 @@ impl ObjectStore for ScriptStore {
         self.inner.list(prefix)
     }
 
-    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         self.record("list_from", offset);
         self.inner.list_with_offset(prefix, offset)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.record("list_dir", prefix.map_or_else(String::new, ToString::to_string));
+        self.record(
+            "list_dir",
+            prefix.map_or_else(String::new, ToString::to_string),
+        );
         self.inner.list_with_delimiter(prefix).await
     }
 
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         self.record("copy", to);
         self.inner.copy_opts(from, to, options).await
     }
@@ -596,17 +799,26 @@ async fn recorded_calls(scenario: Scenario) -> Vec<String> {
     let _history = scenario.setup(inner.clone(), clock.clone()).await;
     let recorder = Arc::new(ScriptStore::recording(inner));
     let faulty = Arc::new(FaultyStore::new(recorder.clone(), Fault::None));
-    let table = Table::with_store(faulty.clone(), url()).unwrap().with_clock(clock);
+    let table = Table::with_store(faulty.clone(), url())
+        .unwrap()
+        .with_clock(clock);
     scenario.run(&table).await.unwrap();
     let calls = recorder.calls();
-    assert_eq!(calls.len(), faulty.calls(), "every call reaches the recorder");
+    assert_eq!(
+        calls.len(),
+        faulty.calls(),
+        "every call reaches the recorder"
+    );
     calls
 }
 
 /// The index of the commit put of version `v` in a recorded call list.
 fn commit_put(calls: &[String], v: Version) -> usize {
     let name = format!("put t/_delta_log/{v:020}.json");
-    calls.iter().position(|c| *c == name).unwrap_or_else(|| panic!("no {name} in {calls:#?}"))
+    calls
+        .iter()
+        .position(|c| *c == name)
+        .unwrap_or_else(|| panic!("no {name} in {calls:#?}"))
 }
 
 /// BUG (reported, not fixed here): an append whose commit put is ambiguous and whose
@@ -619,14 +831,29 @@ async fn regression_ambiguous_commit_with_failed_read_back_keeps_the_data_files(
     let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let clock: Arc<dyn Clock> = Scenario::Append.clock();
     let history = Scenario::Append.setup(inner.clone(), clock.clone()).await;
-    let store = Arc::new(ScriptStore::ambiguous_then_unreadable(inner.clone(), "t/_delta_log/00000000000000000002.json", 1));
-    let table = Table::with_store(store, url()).unwrap().with_clock(clock.clone());
+    let store = Arc::new(ScriptStore::ambiguous_then_unreadable(
+        inner.clone(),
+        "t/_delta_log/00000000000000000002.json",
+        1,
+    ));
+    let table = Table::with_store(store, url())
+        .unwrap()
+        .with_clock(clock.clone());
     let result = Scenario::Append.run(&table).await;
-    assert!(result.is_err(), "the read-back failed, so the outcome is unknown: {result:?}");
+    assert!(
+        result.is_err(),
+        "the read-back failed, so the outcome is unknown: {result:?}"
+    );
     // Whatever the operation reported, the table must be readable and whole.
-    let plain = Table::with_store(inner.clone(), url()).unwrap().with_clock(clock.clone());
+    let plain = Table::with_store(inner.clone(), url())
+        .unwrap()
+        .with_clock(clock.clone());
     let snapshot = plain.snapshot().await.unwrap();
-    assert_eq!(snapshot.version(), 2, "the ambiguous put did write version 2");
+    assert_eq!(
+        snapshot.version(),
+        2,
+        "the ambiguous put did write version 2"
+    );
     let rows = read_rows(&snapshot).await;
     assert_eq!(
         rows,
@@ -641,14 +868,23 @@ async fn regression_ambiguous_update_commit_with_failed_read_back_keeps_the_data
     let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let clock: Arc<dyn Clock> = Scenario::Update.clock();
     let history = Scenario::Update.setup(inner.clone(), clock.clone()).await;
-    let store = Arc::new(ScriptStore::ambiguous_then_unreadable(inner.clone(), "t/_delta_log/00000000000000000002.json", 1));
-    let table = Table::with_store(store, url()).unwrap().with_clock(clock.clone());
+    let store = Arc::new(ScriptStore::ambiguous_then_unreadable(
+        inner.clone(),
+        "t/_delta_log/00000000000000000002.json",
+        1,
+    ));
+    let table = Table::with_store(store, url())
+        .unwrap()
+        .with_clock(clock.clone());
     let result = Scenario::Update.run(&table).await;
     assert!(result.is_err(), "{result:?}");
     let plain = Table::with_store(inner, url()).unwrap().with_clock(clock);
     let snapshot = plain.snapshot().await.unwrap();
     assert_eq!(snapshot.version(), 2);
-    assert_eq!(read_rows(&snapshot).await, Ok(Scenario::Update.after(history.last().unwrap())));
+    assert_eq!(
+        read_rows(&snapshot).await,
+        Ok(Scenario::Update.after(history.last().unwrap()))
+    );
 }
 
 /// BUG in the test helper (reported, not fixed here): `FaultyStore::delete_stream`
@@ -660,12 +896,24 @@ async fn regression_ambiguous_update_commit_with_failed_read_back_keeps_the_data
 async fn regression_faulty_store_fails_deletes_at_the_crash_point() {
     let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let path = Path::from("x");
-    inner.put(&path, Bytes::from_static(b"1").into()).await.unwrap();
+    inner
+        .put(&path, Bytes::from_static(b"1").into())
+        .await
+        .unwrap();
     let crashed = FaultyStore::new(inner.clone(), Fault::CrashAt(0));
-    assert!(crashed.delete(&path).await.is_err(), "CrashAt(0) must fail call 0, a delete");
-    assert!(inner.head(&path).await.is_ok(), "a crashed store must not delete");
+    assert!(
+        crashed.delete(&path).await.is_err(),
+        "CrashAt(0) must fail call 0, a delete"
+    );
+    assert!(
+        inner.head(&path).await.is_ok(),
+        "a crashed store must not delete"
+    );
     let failing = FaultyStore::new(inner.clone(), Fault::FailAt(0));
-    assert!(failing.delete(&path).await.is_err(), "FailAt(0) must fail call 0, a delete");
+    assert!(
+        failing.delete(&path).await.is_err(),
+        "FailAt(0) must fail call 0, a delete"
+    );
 }
 
 /// BUG (reported, not fixed here): a commit put that times out while the request is still
@@ -683,8 +931,13 @@ async fn regression_late_landing_commit_put_is_recognised_as_ours() {
         let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let clock: Arc<dyn Clock> = scenario.clock();
         let history = scenario.setup(inner.clone(), clock.clone()).await;
-        let store = Arc::new(ScriptStore::late_put(inner.clone(), "t/_delta_log/00000000000000000002.json"));
-        let table = Table::with_store(store, url()).unwrap().with_clock(clock.clone());
+        let store = Arc::new(ScriptStore::late_put(
+            inner.clone(),
+            "t/_delta_log/00000000000000000002.json",
+        ));
+        let table = Table::with_store(store, url())
+            .unwrap()
+            .with_clock(clock.clone());
         let result = scenario.run(&table).await;
         let plain = Table::with_store(inner, url()).unwrap().with_clock(clock);
         let snapshot = plain.snapshot().await.unwrap();

@@ -31,9 +31,9 @@ use delta_core::expression::{Expression, Literal, parse};
 use delta_core::testing::{Fault, FaultyStore};
 use delta_core::{Error, SaveMode, Snapshot, Table, Version};
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
@@ -44,7 +44,9 @@ type Rows = BTreeMap<i64, Option<i64>>;
 const PARTS: [&str; 3] = ["a", "b c", "d/e=%"];
 
 fn part_of(id: i64) -> Option<&'static str> {
-    PARTS.get(usize::try_from(id.rem_euclid(4)).unwrap_or(3)).copied()
+    PARTS
+        .get(usize::try_from(id.rem_euclid(4)).unwrap_or(3))
+        .copied()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -72,7 +74,10 @@ impl Pred {
             Self::IdGe(k) => format!("id >= {k}"),
             Self::IdIn(list) => format!(
                 "id IN ({})",
-                list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                list.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Self::IdBetween(a, b) => format!("id BETWEEN {a} AND {b}"),
             Self::PartEq(i) => format!("part = '{}'", PARTS[*i]),
@@ -251,8 +256,16 @@ fn model_write(rows: &Rows, op: &WriteOp) -> (Rows, Vec<(i64, Option<i64>)>) {
             (new.iter().copied().collect(), new)
         }
         WriteOp::ReplaceWhere(pred, new) => {
-            let mut after: Rows = rows.iter().filter(|(id, v)| !pred.selects(**id, **v)).map(|(k, v)| (*k, *v)).collect();
-            let matching: Vec<_> = new.iter().filter(|(id, v)| pred.selects(*id, *v)).copied().collect();
+            let mut after: Rows = rows
+                .iter()
+                .filter(|(id, v)| !pred.selects(**id, **v))
+                .map(|(k, v)| (*k, *v))
+                .collect();
+            let matching: Vec<_> = new
+                .iter()
+                .filter(|(id, v)| pred.selects(*id, *v))
+                .copied()
+                .collect();
             let new = dedup(&matching, &after);
             after.extend(new.iter().copied());
             (after, new)
@@ -295,30 +308,50 @@ fn batch(rows: &[(i64, Option<i64>)]) -> RecordBatch {
     RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| part_of(r.0)).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| part_of(r.0)).collect::<Vec<_>>(),
+            )),
         ],
     )
     .expect("the three columns have the same length")
 }
 
-fn stream(rows: &[(i64, Option<i64>)]) -> futures::stream::BoxStream<'static, delta_core::Result<RecordBatch>> {
+fn stream(
+    rows: &[(i64, Option<i64>)],
+) -> futures::stream::BoxStream<'static, delta_core::Result<RecordBatch>> {
     futures::stream::iter(vec![Ok(batch(rows))]).boxed()
 }
 
 /// Run a write against the engine.
-async fn run_write(table: &Table, op: &WriteOp, input: &[(i64, Option<i64>)]) -> delta_core::Result<()> {
+async fn run_write(
+    table: &Table,
+    op: &WriteOp,
+    input: &[(i64, Option<i64>)],
+) -> delta_core::Result<()> {
     match op {
         WriteOp::Append(_) => table.write().execute(stream(input)).await.map(drop),
-        WriteOp::Overwrite(_) => table.write().with_mode(SaveMode::Overwrite).execute(stream(input)).await.map(drop),
+        WriteOp::Overwrite(_) => table
+            .write()
+            .with_mode(SaveMode::Overwrite)
+            .execute(stream(input))
+            .await
+            .map(drop),
         WriteOp::ReplaceWhere(pred, _) => table
             .write()
             .with_replace_where(pred.expression())
             .execute(stream(input))
             .await
             .map(drop),
-        WriteOp::Delete(pred) => table.delete(pred.as_ref().map(Pred::expression)).await.map(drop),
+        WriteOp::Delete(pred) => table
+            .delete(pred.as_ref().map(Pred::expression))
+            .await
+            .map(drop),
         WriteOp::Update(pred, set) => {
             let value = match set {
                 SetVal::Literal(Some(x)) => parse(&x.to_string()).expect("a number parses"),
@@ -326,7 +359,10 @@ async fn run_write(table: &Table, op: &WriteOp, input: &[(i64, Option<i64>)]) ->
                 SetVal::Id => parse("id").expect("a column parses"),
             };
             table
-                .update(&[("val".to_owned(), value)], pred.as_ref().map(Pred::expression))
+                .update(
+                    &[("val".to_owned(), value)],
+                    pred.as_ref().map(Pred::expression),
+                )
                 .await
                 .map(drop)
         }
@@ -349,17 +385,25 @@ async fn read_rows(snapshot: &Snapshot) -> Result<Rows, String> {
     for b in &batches {
         let ids = b.column(0).as_primitive::<Int64Type>();
         let vals = b.column(1).as_primitive::<Int64Type>();
-        let parts = arrow::compute::cast(b.column(2), &DataType::Utf8).map_err(|e| e.to_string())?;
+        let parts =
+            arrow::compute::cast(b.column(2), &DataType::Utf8).map_err(|e| e.to_string())?;
         let parts = parts.as_string::<i32>();
         for i in 0..b.num_rows() {
             let id = ids.value(i);
             let val = (!vals.is_null(i)).then(|| vals.value(i));
             let part = (!parts.is_null(i)).then(|| parts.value(i));
             if part != part_of(id) {
-                return Err(format!("v{}: id {id} read back with part {part:?}, wrote {:?}", snapshot.version(), part_of(id)));
+                return Err(format!(
+                    "v{}: id {id} read back with part {part:?}, wrote {:?}",
+                    snapshot.version(),
+                    part_of(id)
+                ));
             }
             if out.insert(id, val).is_some() {
-                return Err(format!("v{}: id {id} appears more than once", snapshot.version()));
+                return Err(format!(
+                    "v{}: id {id} appears more than once",
+                    snapshot.version()
+                ));
             }
         }
     }
@@ -397,13 +441,18 @@ struct Harness {
 }
 
 impl Harness {
-    async fn new(initial: &[(i64, Option<i64>)], checkpoint_interval: u64) -> Result<Self, TestCaseError> {
+    async fn new(
+        initial: &[(i64, Option<i64>)],
+        checkpoint_interval: u64,
+    ) -> Result<Self, TestCaseError> {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         // Start at the real time: log cleanup compares the clock with the store's (real)
         // modification times. Rows and file names stay deterministic.
         let now = chrono::Utc::now().timestamp_millis();
         let clock = Arc::new(ManualClock::new(now, 1, 42));
-        let table = Table::with_store(store.clone(), url()).map_err(fail)?.with_clock(clock.clone());
+        let table = Table::with_store(store.clone(), url())
+            .map_err(fail)?
+            .with_clock(clock.clone());
         let (rows, input) = model_write(&Rows::new(), &WriteOp::Append(initial.to_vec()));
         let _created = table
             .write()
@@ -428,17 +477,26 @@ impl Harness {
     }
 
     fn rows(&self) -> &Rows {
-        self.history.last().expect("the history starts with version 0")
+        self.history
+            .last()
+            .expect("the history starts with version 0")
     }
 
     /// After an operation that reported success: the table is at `latest + 1` with
     /// `expected`, or still at `latest` when the operation changed nothing.
     async fn settle_ok(&mut self, expected: Rows, what: &str) -> Result<(), TestCaseError> {
-        let snapshot = self.table.snapshot().await.map_err(|e| fail(format!("{what}: load: {e}")))?;
+        let snapshot = self
+            .table
+            .snapshot()
+            .await
+            .map_err(|e| fail(format!("{what}: load: {e}")))?;
         let version = snapshot.version();
         if version == self.latest() + 1 {
             let rows = read_rows(&snapshot).await.map_err(fail)?;
-            ensure!(rows == expected, "{what}: v{version} rows\n  got      {rows:?}\n  expected {expected:?}");
+            ensure!(
+                rows == expected,
+                "{what}: v{version} rows\n  got      {rows:?}\n  expected {expected:?}"
+            );
             self.history.push(expected);
         } else {
             ensure!(
@@ -457,16 +515,36 @@ impl Harness {
 
     /// After a crash: the table is at `latest` with the old rows or at `latest + 1` with
     /// `expected`, never anything else.
-    async fn settle_crash(&mut self, result: &delta_core::Result<()>, expected: Rows, what: &str) -> Result<(), TestCaseError> {
-        let snapshot = self.table.snapshot().await.map_err(|e| fail(format!("{what}: load after crash: {e}")))?;
+    async fn settle_crash(
+        &mut self,
+        result: &delta_core::Result<()>,
+        expected: Rows,
+        what: &str,
+    ) -> Result<(), TestCaseError> {
+        let snapshot = self
+            .table
+            .snapshot()
+            .await
+            .map_err(|e| fail(format!("{what}: load after crash: {e}")))?;
         let version = snapshot.version();
         let rows = read_rows(&snapshot).await.map_err(fail)?;
         if version == self.latest() + 1 {
-            ensure!(rows == expected, "{what}: v{version} after a crash\n  got      {rows:?}\n  expected {expected:?}");
+            ensure!(
+                rows == expected,
+                "{what}: v{version} after a crash\n  got      {rows:?}\n  expected {expected:?}"
+            );
             self.history.push(expected);
         } else {
-            ensure!(version == self.latest(), "{what}: at v{version} after a crash, expected v{} or v{}", self.latest(), self.latest() + 1);
-            ensure!(&rows == self.rows(), "{what}: rows changed without a commit: {rows:?}");
+            ensure!(
+                version == self.latest(),
+                "{what}: at v{version} after a crash, expected v{} or v{}",
+                self.latest(),
+                self.latest() + 1
+            );
+            ensure!(
+                &rows == self.rows(),
+                "{what}: rows changed without a commit: {rows:?}"
+            );
             ensure!(
                 result.is_err() || &expected == self.rows(),
                 "{what}: reported success but nothing was committed"
@@ -480,28 +558,49 @@ impl Harness {
         match op {
             Op::Write(w) => {
                 let (expected, input) = model_write(self.rows(), w);
-                run_write(&self.table, w, &input).await.map_err(|e| fail(format!("{what}: {e}")))?;
+                run_write(&self.table, w, &input)
+                    .await
+                    .map_err(|e| fail(format!("{what}: {e}")))?;
                 self.settle_ok(expected, &what).await?;
             }
             Op::Checkpoint => {
                 let snapshot = self.table.snapshot().await.map_err(fail)?;
-                self.table.checkpoint(&snapshot).await.map_err(|e| fail(format!("checkpoint: {e}")))?;
+                self.table
+                    .checkpoint(&snapshot)
+                    .await
+                    .map_err(|e| fail(format!("checkpoint: {e}")))?;
             }
             Op::Reopen => {
-                self.table = Table::with_store(self.store.clone(), url()).map_err(fail)?.with_clock(self.clock.clone());
+                self.table = Table::with_store(self.store.clone(), url())
+                    .map_err(fail)?
+                    .with_clock(self.clock.clone());
             }
             Op::TimeTravel(pick) => {
                 let earliest = self.first_loadable;
                 let v = u64::from(*pick) % (self.latest() + 3);
                 match self.table.snapshot_at(v).await {
                     Ok(snapshot) => {
-                        ensure!(v <= self.latest(), "time travel to v{v} beyond the latest v{} succeeded", self.latest());
-                        ensure!(snapshot.version() == v, "snapshot_at({v}) gave v{}", snapshot.version());
+                        ensure!(
+                            v <= self.latest(),
+                            "time travel to v{v} beyond the latest v{} succeeded",
+                            self.latest()
+                        );
+                        ensure!(
+                            snapshot.version() == v,
+                            "snapshot_at({v}) gave v{}",
+                            snapshot.version()
+                        );
                         let rows = read_rows(&snapshot).await.map_err(fail)?;
-                        ensure!(rows == self.history[usize::try_from(v).expect("small")], "time travel to v{v}: {rows:?}");
+                        ensure!(
+                            rows == self.history[usize::try_from(v).expect("small")],
+                            "time travel to v{v}: {rows:?}"
+                        );
                     }
                     Err(Error::VersionNotFound { .. }) => {
-                        ensure!(v > self.latest() || v < earliest, "v{v} is retained (loadable from v{earliest}) but not found");
+                        ensure!(
+                            v > self.latest() || v < earliest,
+                            "v{v} is retained (loadable from v{earliest}) but not found"
+                        );
                     }
                     Err(e) => return Err(fail(format!("time travel to v{v}: {e}"))),
                 }
@@ -522,8 +621,15 @@ impl Harness {
                 let adds = self.stage_files(&input).await?;
                 let mut txn = self.table.transaction(&old);
                 txn.add_files(adds);
-                let committed = txn.commit().await.map_err(|e| fail(format!("{what}: a stale blind append must rebase: {e}")))?;
-                ensure!(committed.version == self.latest() + 1, "{what}: committed v{}", committed.version);
+                let committed = txn
+                    .commit()
+                    .await
+                    .map_err(|e| fail(format!("{what}: a stale blind append must rebase: {e}")))?;
+                ensure!(
+                    committed.version == self.latest() + 1,
+                    "{what}: committed v{}",
+                    committed.version
+                );
                 self.settle_ok(expected, &what).await?;
             }
             Op::StaleDelete(back, pick) => {
@@ -534,7 +640,12 @@ impl Harness {
                 };
                 let latest = self.table.snapshot().await.map_err(fail)?;
                 let live: BTreeSet<&str> = latest.files().iter().map(|a| a.path.as_str()).collect();
-                let gone: Vec<_> = old.files().iter().filter(|a| !live.contains(a.path.as_str())).cloned().collect();
+                let gone: Vec<_> = old
+                    .files()
+                    .iter()
+                    .filter(|a| !live.contains(a.path.as_str()))
+                    .cloned()
+                    .collect();
                 if gone.is_empty() {
                     return Ok(());
                 }
@@ -543,7 +654,9 @@ impl Harness {
                 txn.read_data(None, [victim.path.clone()]);
                 txn.remove_files([victim.clone()], true);
                 match txn.commit().await {
-                    Err(Error::Conflict { winning_version, .. }) => {
+                    Err(Error::Conflict {
+                        winning_version, ..
+                    }) => {
                         ensure!(
                             winning_version > old_version && winning_version <= self.latest(),
                             "{what}: conflict names v{winning_version}, outside v{}..=v{}",
@@ -562,8 +675,11 @@ impl Harness {
             }
             Op::Crash(w, n) => {
                 let (expected, input) = model_write(self.rows(), w);
-                let faulty: Arc<dyn ObjectStore> = Arc::new(FaultyStore::new(self.store.clone(), Fault::CrashAt(*n)));
-                let crashing = Table::with_store(faulty, url()).map_err(fail)?.with_clock(self.clock.clone());
+                let faulty: Arc<dyn ObjectStore> =
+                    Arc::new(FaultyStore::new(self.store.clone(), Fault::CrashAt(*n)));
+                let crashing = Table::with_store(faulty, url())
+                    .map_err(fail)?
+                    .with_clock(self.clock.clone());
                 let result = run_write(&crashing, w, &input).await;
                 self.settle_crash(&result, expected, &what).await?;
             }
@@ -574,21 +690,36 @@ impl Harness {
 
     /// Write `rows` as data files of a scratch table on the same store, copy them under the
     /// table root and return their `add` actions (for transactions built by hand).
-    async fn stage_files(&mut self, rows: &[(i64, Option<i64>)]) -> Result<Vec<delta_core::action::Add>, TestCaseError> {
+    async fn stage_files(
+        &mut self,
+        rows: &[(i64, Option<i64>)],
+    ) -> Result<Vec<delta_core::action::Add>, TestCaseError> {
         self.scratch += 1;
         let prefix = format!("scratch{}", self.scratch);
-        let scratch = Table::with_store(self.store.clone(), url::Url::parse(&format!("memory:///{prefix}/")).map_err(fail)?)
-            .map_err(fail)?
-            .with_clock(self.clock.clone());
+        let scratch = Table::with_store(
+            self.store.clone(),
+            url::Url::parse(&format!("memory:///{prefix}/")).map_err(fail)?,
+        )
+        .map_err(fail)?
+        .with_clock(self.clock.clone());
         let _staged = scratch
             .write()
             .with_partition_columns(["part"])
             .execute(stream(rows))
             .await
             .map_err(|e| fail(format!("scratch write: {e}")))?;
-        let objects: Vec<_> = self.store.list(Some(&Path::from(prefix.as_str()))).try_collect().await.map_err(fail)?;
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&Path::from(prefix.as_str())))
+            .try_collect()
+            .await
+            .map_err(fail)?;
         for meta in objects {
-            let rest = meta.location.as_ref().strip_prefix(&format!("{prefix}/")).expect("listed under the prefix");
+            let rest = meta
+                .location
+                .as_ref()
+                .strip_prefix(&format!("{prefix}/"))
+                .expect("listed under the prefix");
             if rest.starts_with("_delta_log") {
                 continue;
             }
@@ -600,13 +731,33 @@ impl Harness {
 
     /// The invariants that hold after every step.
     async fn check(&mut self, step: usize) -> Result<(), TestCaseError> {
-        let latest = self.table.snapshot().await.map_err(|e| fail(format!("step {step}: load latest: {e}")))?;
-        ensure!(latest.version() == self.latest(), "step {step}: table at v{}, model at v{}", latest.version(), self.latest());
+        let latest = self
+            .table
+            .snapshot()
+            .await
+            .map_err(|e| fail(format!("step {step}: load latest: {e}")))?;
+        ensure!(
+            latest.version() == self.latest(),
+            "step {step}: table at v{}, model at v{}",
+            latest.version(),
+            self.latest()
+        );
         let rows = read_rows(&latest).await.map_err(fail)?;
-        ensure!(&rows == self.rows(), "step {step}: latest rows\n  got   {rows:?}\n  model {:?}", self.rows());
+        ensure!(
+            &rows == self.rows(),
+            "step {step}: latest rows\n  got   {rows:?}\n  model {:?}",
+            self.rows()
+        );
 
         // Contiguous commit versions ending at the latest.
-        let mut versions: Vec<Version> = self.table.history(None).await.map_err(fail)?.iter().map(|c| c.version).collect();
+        let mut versions: Vec<Version> = self
+            .table
+            .history(None)
+            .await
+            .map_err(fail)?
+            .iter()
+            .map(|c| c.version)
+            .collect();
         versions.sort_unstable();
         let first = *versions.first().ok_or_else(|| fail("no commits"))?;
         ensure!(
@@ -626,35 +777,62 @@ impl Harness {
                         self.first_loadable = v;
                     }
                     reconstructable = true;
-                    ensure!(snapshot.version() == v, "step {step}: snapshot_at({v}) gave v{}", snapshot.version());
-                    let files: BTreeSet<String> = snapshot.files().iter().map(|a| a.path.clone()).collect();
+                    ensure!(
+                        snapshot.version() == v,
+                        "step {step}: snapshot_at({v}) gave v{}",
+                        snapshot.version()
+                    );
+                    let files: BTreeSet<String> =
+                        snapshot.files().iter().map(|a| a.path.clone()).collect();
                     if v != self.latest() && self.verified.get(&v) == Some(&files) {
                         continue;
                     }
                     let rows = read_rows(&snapshot).await.map_err(fail)?;
                     let model = &self.history[usize::try_from(v).expect("small")];
-                    ensure!(&rows == model, "step {step}: v{v} reads back\n  got   {rows:?}\n  model {model:?}");
+                    ensure!(
+                        &rows == model,
+                        "step {step}: v{v} reads back\n  got   {rows:?}\n  model {model:?}"
+                    );
                     self.verified.insert(v, files);
                 }
                 Err(Error::VersionNotFound { .. }) if !reconstructable && v < self.latest() => {}
-                Err(e) => return Err(fail(format!("step {step}: v{v} is retained but does not load: {e}"))),
+                Err(e) => {
+                    return Err(fail(format!(
+                        "step {step}: v{v} is retained but does not load: {e}"
+                    )));
+                }
             }
         }
         if first > 0 {
             match self.table.snapshot_at(first - 1).await {
                 Err(Error::VersionNotFound { .. }) => {}
-                other => return Err(fail(format!("step {step}: v{} was cleaned up but loads: {:?}", first - 1, other.map(|s| s.version())))),
+                other => {
+                    return Err(fail(format!(
+                        "step {step}: v{} was cleaned up but loads: {:?}",
+                        first - 1,
+                        other.map(|s| s.version())
+                    )));
+                }
             }
         }
         match self.table.snapshot_at(self.latest() + 1).await {
             Err(Error::VersionNotFound { .. }) => {}
-            other => return Err(fail(format!("step {step}: a future version loads: {:?}", other.map(|s| s.version())))),
+            other => {
+                return Err(fail(format!(
+                    "step {step}: a future version loads: {:?}",
+                    other.map(|s| s.version())
+                )));
+            }
         }
         Ok(())
     }
 }
 
-fn run_case(initial: &[(i64, Option<i64>)], interval: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+fn run_case(
+    initial: &[(i64, Option<i64>)],
+    interval: u64,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -663,7 +841,10 @@ fn run_case(initial: &[(i64, Option<i64>)], interval: u64, ops: &[Op]) -> Result
         let mut harness = Harness::new(initial, interval).await?;
         harness.check(0).await?;
         for (i, op) in ops.iter().enumerate() {
-            harness.apply(op).await.map_err(|e| fail(format!("step {} ({op:?}): {e}", i + 1)))?;
+            harness
+                .apply(op)
+                .await
+                .map_err(|e| fail(format!("step {} ({op:?}): {e}", i + 1)))?;
             harness.check(i + 1).await?;
         }
         Ok(())
@@ -671,10 +852,15 @@ fn run_case(initial: &[(i64, Option<i64>)], interval: u64, ops: &[Op]) -> Result
 }
 
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
     Config {
         cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model_ops.txt"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/model_ops.txt",
+        ))),
         ..Config::default()
     }
 }
@@ -682,8 +868,14 @@ fn config() -> Config {
 #[test]
 fn table_equals_model_after_every_step() {
     let mut runner = TestRunner::new(config());
-    let strategy = (rows(), prop_oneof![Just(3u64), Just(10u64)], prop::collection::vec(op(), 1..24));
-    let result = runner.run(&strategy, |(initial, interval, ops)| run_case(&initial, interval, &ops));
+    let strategy = (
+        rows(),
+        prop_oneof![Just(3u64), Just(10u64)],
+        prop::collection::vec(op(), 1..24),
+    );
+    let result = runner.run(&strategy, |(initial, interval, ops)| {
+        run_case(&initial, interval, &ops)
+    });
     if let Err(e) = result {
         panic!("{e}");
     }
@@ -693,23 +885,43 @@ fn table_equals_model_after_every_step() {
 #[test]
 fn every_operation_once() {
     let ops = vec![
-        Op::Write(WriteOp::Append(vec![(10, Some(1)), (11, None), (12, Some(3)), (13, Some(4))])),
+        Op::Write(WriteOp::Append(vec![
+            (10, Some(1)),
+            (11, None),
+            (12, Some(3)),
+            (13, Some(4)),
+        ])),
         Op::Write(WriteOp::Delete(Some(Pred::IdIn(vec![1, 10])))),
-        Op::Write(WriteOp::Update(Some(Pred::ValIsNull), SetVal::Literal(Some(7)))),
+        Op::Write(WriteOp::Update(
+            Some(Pred::ValIsNull),
+            SetVal::Literal(Some(7)),
+        )),
         Op::Checkpoint,
         Op::Reopen,
         Op::StaleAppend(2, vec![(20, Some(0)), (21, Some(0))]),
         Op::StaleDelete(3, 0),
         Op::Crash(WriteOp::Append(vec![(30, Some(1))]), 3),
-        Op::Write(WriteOp::ReplaceWhere(Pred::IdGe(12), vec![(12, Some(99)), (40, Some(1))])),
+        Op::Write(WriteOp::ReplaceWhere(
+            Pred::IdGe(12),
+            vec![(12, Some(99)), (40, Some(1))],
+        )),
         Op::TimeTravel(1),
         Op::AdvanceClock,
         Op::Write(WriteOp::Delete(Some(Pred::PartEq(0)))),
         Op::Write(WriteOp::Update(None, SetVal::Id)),
-        Op::Write(WriteOp::Overwrite(vec![(1, Some(1)), (2, None), (3, Some(3))])),
+        Op::Write(WriteOp::Overwrite(vec![
+            (1, Some(1)),
+            (2, None),
+            (3, Some(3)),
+        ])),
         Op::Write(WriteOp::Delete(None)),
     ];
-    run_case(&[(0, Some(0)), (1, Some(1)), (2, None), (3, Some(3))], 3, &ops).unwrap();
+    run_case(
+        &[(0, Some(0)), (1, Some(1)), (2, None), (3, Some(3))],
+        3,
+        &ops,
+    )
+    .unwrap();
 }
 
 /// BUG (reported, not fixed here): DELETE removes a whole file of the NULL partition
@@ -725,7 +937,10 @@ fn every_operation_once() {
 /// min/max, else the file is not even a candidate.) The same path serves replaceWhere.
 #[test]
 fn regression_delete_keeps_null_partition_rows_when_the_predicate_is_null() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let table = Table::with_store(Arc::new(InMemory::new()), url()).unwrap();
         let _created = table
@@ -734,9 +949,15 @@ fn regression_delete_keeps_null_partition_rows_when_the_predicate_is_null() {
             .execute(stream(&[(0, Some(0)), (3, Some(3)), (7, Some(7))]))
             .await
             .unwrap();
-        let _deleted = table.delete(Some(parse("part = 'a' OR id = 5").unwrap())).await.unwrap();
+        let _deleted = table
+            .delete(Some(parse("part = 'a' OR id = 5").unwrap()))
+            .await
+            .unwrap();
         let rows = read_rows(&table.snapshot().await.unwrap()).await.unwrap();
         let expected: Rows = [(3, Some(3)), (7, Some(7))].into_iter().collect();
-        assert_eq!(rows, expected, "only id 0 (part 'a') matches; the NULL partition's rows must stay");
+        assert_eq!(
+            rows, expected,
+            "only id 0 (part 'a') matches; the NULL partition's rows must stay"
+        );
     });
 }

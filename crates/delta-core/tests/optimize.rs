@@ -37,7 +37,10 @@ async fn append(table: &Table, b: RecordBatch, partitioned: bool) {
     if partitioned {
         w = w.with_partition_columns(["site"]);
     }
-    let _ = w.execute(futures::stream::iter(vec![Ok(b)]).boxed()).await.unwrap();
+    let _ = w
+        .execute(futures::stream::iter(vec![Ok(b)]).boxed())
+        .await
+        .unwrap();
 }
 
 async fn sorted_rows(table: &Table) -> Vec<(i64, String, String)> {
@@ -56,7 +59,11 @@ async fn sorted_rows(table: &Table) -> Vec<(i64, String, String)> {
         let codes = b.column(1).as_string::<i32>();
         let sites = b.column(2).as_string::<i32>();
         for i in 0..b.num_rows() {
-            out.push((ids.value(i), codes.value(i).to_owned(), sites.value(i).to_owned()));
+            out.push((
+                ids.value(i),
+                codes.value(i).to_owned(),
+                sites.value(i).to_owned(),
+            ));
         }
     }
     out.sort();
@@ -73,7 +80,12 @@ async fn compaction_packs_small_files_per_partition_and_is_idempotent() {
     let table = open(&dir);
     for i in 0..8i64 {
         let site = if i % 2 == 0 { "north" } else { "south" };
-        append(&table, batch(vec![i, i + 100], vec![format!("c{i}"); 2], vec![site; 2]), true).await;
+        append(
+            &table,
+            batch(vec![i, i + 100], vec![format!("c{i}"); 2], vec![site; 2]),
+            true,
+        )
+        .await;
     }
     let before = sorted_rows(&table).await;
     assert_eq!(table.snapshot().await.unwrap().files().len(), 8);
@@ -85,7 +97,10 @@ async fn compaction_packs_small_files_per_partition_and_is_idempotent() {
     let snapshot = table.snapshot().await.unwrap();
     assert_eq!(snapshot.files().len(), 2);
     assert!(snapshot.files().iter().all(|f| !f.data_change));
-    assert_eq!(snapshot.commit_info().unwrap().operation(), Some("OPTIMIZE"));
+    assert_eq!(
+        snapshot.commit_info().unwrap().operation(),
+        Some("OPTIMIZE")
+    );
     assert_eq!(sorted_rows(&table).await, before);
     let again = table.optimize().run().await.unwrap();
     assert!(again.bins.is_empty() && again.versions.is_empty());
@@ -95,10 +110,30 @@ async fn compaction_packs_small_files_per_partition_and_is_idempotent() {
 async fn optimize_where_is_restricted_to_partition_columns() {
     let dir = tempfile::tempdir().unwrap();
     let table = open(&dir);
-    append(&table, batch(vec![1], vec!["a".into()], vec!["north"]), true).await;
-    append(&table, batch(vec![2], vec!["a".into()], vec!["north"]), true).await;
-    append(&table, batch(vec![3], vec!["a".into()], vec!["south"]), true).await;
-    append(&table, batch(vec![4], vec!["a".into()], vec!["south"]), true).await;
+    append(
+        &table,
+        batch(vec![1], vec!["a".into()], vec!["north"]),
+        true,
+    )
+    .await;
+    append(
+        &table,
+        batch(vec![2], vec!["a".into()], vec!["north"]),
+        true,
+    )
+    .await;
+    append(
+        &table,
+        batch(vec![3], vec!["a".into()], vec!["south"]),
+        true,
+    )
+    .await;
+    append(
+        &table,
+        batch(vec![4], vec!["a".into()], vec!["south"]),
+        true,
+    )
+    .await;
     let err = table
         .optimize()
         .with_predicate(delta_core::expression::parse("patient_id > 1").unwrap())
@@ -121,7 +156,9 @@ fn shuffled(n: u64, seed: u64) -> Vec<u64> {
     let mut v: Vec<u64> = (0..n).collect();
     let mut state = seed;
     for i in (1..v.len()).rev() {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let j = usize::try_from((state >> 33) % (i as u64 + 1)).unwrap();
         v.swap(i, j);
     }
@@ -134,11 +171,24 @@ async fn clustered_table(curve: Curve) -> (tempfile::TempDir, Table, usize) {
     // 2,000 patients × 20 lab codes, arriving in random order over 10 appends.
     let order = shuffled(40_000, 7);
     for chunk in order.chunks(4_000) {
-        let ids: Vec<i64> = chunk.iter().map(|r| i64::try_from(r / 20).unwrap()).collect();
-        let codes: Vec<String> = chunk.iter().map(|r| format!("{}-{}", 1000 + r % 20, r % 7)).collect();
+        let ids: Vec<i64> = chunk
+            .iter()
+            .map(|r| i64::try_from(r / 20).unwrap())
+            .collect();
+        let codes: Vec<String> = chunk
+            .iter()
+            .map(|r| format!("{}-{}", 1000 + r % 20, r % 7))
+            .collect();
         append(&table, batch(ids, codes, vec!["all"; chunk.len()]), false).await;
     }
-    let bytes: u64 = table.snapshot().await.unwrap().files().iter().map(|f| u64::try_from(f.size).unwrap()).sum();
+    let bytes: u64 = table
+        .snapshot()
+        .await
+        .unwrap()
+        .files()
+        .iter()
+        .map(|f| u64::try_from(f.size).unwrap())
+        .sum();
     // About 20 output files.
     let target = bytes / 20 + 1;
     let _ = table
@@ -176,9 +226,21 @@ async fn clustering_brings_point_probes_to_about_sqrt_n_files() {
             "{curve:?}: n={n} id={:.2} code={:.2} both={:.2}",
             id.average_files, code.average_files, both.average_files
         );
-        assert!(id.average_files <= bound, "{curve:?}: patient_id probes read {} files", id.average_files);
-        assert!(code.average_files <= bound, "{curve:?}: loinc_code probes read {} files", code.average_files);
-        assert!(both.average_files <= 2.0, "{curve:?}: combined probes read {} files", both.average_files);
+        assert!(
+            id.average_files <= bound,
+            "{curve:?}: patient_id probes read {} files",
+            id.average_files
+        );
+        assert!(
+            code.average_files <= bound,
+            "{curve:?}: loinc_code probes read {} files",
+            code.average_files
+        );
+        assert!(
+            both.average_files <= 2.0,
+            "{curve:?}: combined probes read {} files",
+            both.average_files
+        );
         // Idempotent: clustering unchanged data again rewrites nothing.
         let again = table
             .optimize()

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
+use delta_core::Table;
 use delta_core::clock::ManualClock;
 use delta_core::expression::parse;
-use delta_core::Table;
 use futures::StreamExt;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -25,7 +25,15 @@ fn batch(ids: &[i64]) -> RecordBatch {
 
 async fn count(table: &Table) -> usize {
     let s = table.snapshot().await.unwrap();
-    s.scan().build().unwrap().collect().await.unwrap().iter().map(RecordBatch::num_rows).sum()
+    s.scan()
+        .build()
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum()
 }
 
 #[tokio::test]
@@ -34,9 +42,15 @@ async fn vacuum_keeps_the_window_and_deletes_what_only_old_versions_read() {
     let path = dir.path().join("t");
     let now = chrono::Utc::now().timestamp_millis();
     let clock = Arc::new(ManualClock::new(now, 1, 7));
-    let table = Table::open(path.to_str().unwrap(), &HashMap::new()).unwrap().with_clock(clock.clone());
+    let table = Table::open(path.to_str().unwrap(), &HashMap::new())
+        .unwrap()
+        .with_clock(clock.clone());
     for i in 0..3 {
-        let _ = table.write().execute(futures::stream::iter(vec![Ok(batch(&[i]))]).boxed()).await.unwrap();
+        let _ = table
+            .write()
+            .execute(futures::stream::iter(vec![Ok(batch(&[i]))]).boxed())
+            .await
+            .unwrap();
     }
     let _ = table.delete(Some(parse("id = 0").unwrap())).await.unwrap();
     std::fs::write(path.join("stray.parquet"), b"not referenced").unwrap();
@@ -44,7 +58,12 @@ async fn vacuum_keeps_the_window_and_deletes_what_only_old_versions_read() {
     let report = table.vacuum().with_dry_run(true).run().await.unwrap();
     assert!(report.files.is_empty(), "{:?}", report.files);
     // A shorter retention than the table's is refused unless forced.
-    let err = table.vacuum().with_retention(Duration::from_secs(3600)).run().await.unwrap_err();
+    let err = table
+        .vacuum()
+        .with_retention(Duration::from_secs(3600))
+        .run()
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("force"), "{err}");
     // Eight days later: the removed file and the stray file are old enough.
     clock.advance(8 * DAY_MS);
@@ -57,7 +76,17 @@ async fn vacuum_keeps_the_window_and_deletes_what_only_old_versions_read() {
     assert!(!path.join("stray.parquet").exists());
     assert_eq!(count(&table).await, 2);
     let history = table.history(Some(2)).await.unwrap();
-    let ops: Vec<_> = history.iter().map(|h| h.commit_info.as_ref().unwrap().operation().unwrap().to_owned()).collect();
+    let ops: Vec<_> = history
+        .iter()
+        .map(|h| {
+            h.commit_info
+                .as_ref()
+                .unwrap()
+                .operation()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     assert_eq!(ops, vec!["VACUUM END", "VACUUM START"]);
     assert_eq!(history[0].version, version + 2);
     // The _delta_log is untouched and old versions still load (their data is gone).

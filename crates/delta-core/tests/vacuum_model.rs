@@ -53,14 +53,23 @@ async fn rows_at(table: &Table, version: u64) -> Vec<i64> {
 }
 
 async fn run(ops: Vec<Op>) {
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now().timestamp_millis(), 1, 3));
+    let clock = Arc::new(ManualClock::new(
+        chrono::Utc::now().timestamp_millis(),
+        1,
+        3,
+    ));
     let store = Arc::new(InMemory::new());
     let table = Table::with_store(store, url::Url::parse("memory:///t/").unwrap())
         .unwrap()
         .with_clock(clock.clone());
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
-    let first = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1000]))]).unwrap();
-    let _ = table.write().execute(futures::stream::iter(vec![Ok(first)]).boxed()).await.unwrap();
+    let first =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1000]))]).unwrap();
+    let _ = table
+        .write()
+        .execute(futures::stream::iter(vec![Ok(first)]).boxed())
+        .await
+        .unwrap();
     // version -> (commit time, rows)
     let mut history: BTreeMap<u64, (i64, Vec<i64>)> = BTreeMap::new();
     let mut current = vec![1000];
@@ -73,14 +82,25 @@ async fn run(ops: Vec<Op>) {
         let started = clock.now_ms_peek();
         match op {
             Op::Append(ids) => {
-                let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids.clone()))]).unwrap();
-                let r = table.write().execute(futures::stream::iter(vec![Ok(b)]).boxed()).await.unwrap();
+                let b = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int64Array::from(ids.clone()))],
+                )
+                .unwrap();
+                let r = table
+                    .write()
+                    .execute(futures::stream::iter(vec![Ok(b)]).boxed())
+                    .await
+                    .unwrap();
                 current.extend(ids);
                 current.sort_unstable();
                 history.insert(r.version.unwrap(), (started, current.clone()));
             }
             Op::DeleteBelow(k) => {
-                let r = table.delete(Some(parse(&format!("id < {k}")).unwrap())).await.unwrap();
+                let r = table
+                    .delete(Some(parse(&format!("id < {k}")).unwrap()))
+                    .await
+                    .unwrap();
                 current.retain(|v| *v >= k);
                 if let Some(v) = r.version {
                     history.insert(v, (started, current.clone()));
@@ -96,16 +116,27 @@ async fn run(ops: Vec<Op>) {
             Op::Vacuum(hours) => {
                 let retention = Duration::from_millis(u64::try_from(hours * HOUR_MS).unwrap());
                 let now = clock.now_ms_peek();
-                let _ = table.vacuum().with_retention(retention).with_force(true).run().await.unwrap();
+                let _ = table
+                    .vacuum()
+                    .with_retention(retention)
+                    .with_force(true)
+                    .run()
+                    .await
+                    .unwrap();
                 max_cutoff = max_cutoff.max(now - hours * HOUR_MS);
                 let cutoff = max_cutoff;
                 let latest = table.snapshot().await.unwrap().version();
                 // Every version that was current at some point inside the window reads back.
                 let versions: Vec<u64> = history.keys().copied().collect();
                 for (i, v) in versions.iter().enumerate() {
-                    let superseded_at = versions.get(i + 1).map_or(i64::MAX, |next| history[next].0);
+                    let superseded_at =
+                        versions.get(i + 1).map_or(i64::MAX, |next| history[next].0);
                     if superseded_at >= cutoff {
-                        assert_eq!(rows_at(&table, *v).await, history[v].1, "version {v} after vacuum of {hours} h");
+                        assert_eq!(
+                            rows_at(&table, *v).await,
+                            history[v].1,
+                            "version {v} after vacuum of {hours} h"
+                        );
                     }
                 }
                 assert_eq!(rows_at(&table, latest).await, current);

@@ -31,20 +31,34 @@ fn batch(ids: &[i64], sites: &[Option<&str>]) -> RecordBatch {
     .unwrap()
 }
 
-fn stream(batches: Vec<RecordBatch>) -> futures::stream::BoxStream<'static, delta_core::Result<RecordBatch>> {
+fn stream(
+    batches: Vec<RecordBatch>,
+) -> futures::stream::BoxStream<'static, delta_core::Result<RecordBatch>> {
     futures::stream::iter(batches.into_iter().map(Ok)).boxed()
 }
 
 async fn rows(table: &Table) -> Vec<(i64, Option<String>)> {
     let snapshot = table.snapshot().await.unwrap();
-    let batches = snapshot.scan().with_columns(["id", "site"]).build().unwrap().collect().await.unwrap();
+    let batches = snapshot
+        .scan()
+        .with_columns(["id", "site"])
+        .build()
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     let mut out: Vec<_> = batches
         .iter()
         .flat_map(|b| {
             let ids = b.column(0).as_primitive::<Int64Type>().clone();
             let sites = b.column(1).as_string::<i32>().clone();
             (0..b.num_rows())
-                .map(move |i| (ids.value(i), (!sites.is_null(i)).then(|| sites.value(i).to_owned())))
+                .map(move |i| {
+                    (
+                        ids.value(i),
+                        (!sites.is_null(i)).then(|| sites.value(i).to_owned()),
+                    )
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -68,12 +82,19 @@ async fn create_append_overwrite_and_time_travel() {
     let r = table
         .write()
         .with_partition_columns(["site"])
-        .execute(stream(vec![batch(&[1, 2, 3], &[Some("north"), Some("a/b %x"), None])]))
+        .execute(stream(vec![batch(
+            &[1, 2, 3],
+            &[Some("north"), Some("a/b %x"), None],
+        )]))
         .await
         .unwrap();
     assert_eq!(r.version, Some(0));
     assert_eq!(r.files_added, 3);
-    let r = table.write().execute(stream(vec![batch(&[4], &[Some("north")])])).await.unwrap();
+    let r = table
+        .write()
+        .execute(stream(vec![batch(&[4], &[Some("north")])]))
+        .await
+        .unwrap();
     assert_eq!(r.version, Some(1));
     assert_eq!(ids(&rows(&table).await), vec![1, 2, 3, 4]);
     let r = table
@@ -89,13 +110,23 @@ async fn create_append_overwrite_and_time_travel() {
     let history = table.history(None).await.unwrap();
     let ops: Vec<_> = history
         .iter()
-        .map(|h| h.commit_info.as_ref().unwrap().operation().unwrap().to_owned())
+        .map(|h| {
+            h.commit_info
+                .as_ref()
+                .unwrap()
+                .operation()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(ops, vec!["WRITE", "WRITE", "CREATE TABLE AS SELECT"]);
     let info = history[0].commit_info.as_ref().unwrap();
     assert_eq!(info.0["engineInfo"], delta_core::ENGINE_INFO);
     assert_eq!(info.0["isBlindAppend"], false);
-    assert_eq!(history[1].commit_info.as_ref().unwrap().0["isBlindAppend"], true);
+    assert_eq!(
+        history[1].commit_info.as_ref().unwrap().0["isBlindAppend"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -104,7 +135,10 @@ async fn replace_where_and_dynamic_partition_overwrite() {
     let _ = table
         .write()
         .with_partition_columns(["site"])
-        .execute(stream(vec![batch(&[1, 2, 3, 4], &[Some("a"), Some("a"), Some("b"), Some("c")])]))
+        .execute(stream(vec![batch(
+            &[1, 2, 3, 4],
+            &[Some("a"), Some("a"), Some("b"), Some("c")],
+        )]))
         .await
         .unwrap();
     // Rows written must satisfy replaceWhere.
@@ -114,7 +148,10 @@ async fn replace_where_and_dynamic_partition_overwrite() {
         .execute(stream(vec![batch(&[1, 20], &[Some("a"), Some("a")])]))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ConstraintViolation { violations: 1, .. }), "{err}");
+    assert!(
+        matches!(err, Error::ConstraintViolation { violations: 1, .. }),
+        "{err}"
+    );
     let _ = table
         .write()
         .with_replace_where(parse("id >= 2").unwrap())
@@ -134,7 +171,11 @@ async fn replace_where_and_dynamic_partition_overwrite() {
 #[tokio::test]
 async fn schema_merge_only_when_asked() {
     let (_dir, table) = table();
-    let _ = table.write().execute(stream(vec![batch(&[1], &[Some("a")])])).await.unwrap();
+    let _ = table
+        .write()
+        .execute(stream(vec![batch(&[1], &[Some("a")])]))
+        .await
+        .unwrap();
     let wide = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
@@ -148,9 +189,18 @@ async fn schema_merge_only_when_asked() {
         ],
     )
     .unwrap();
-    let err = table.write().execute(stream(vec![wide.clone()])).await.unwrap_err();
+    let err = table
+        .write()
+        .execute(stream(vec![wide.clone()]))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("extra"), "{err}");
-    let _ = table.write().with_merge_schema(true).execute(stream(vec![wide])).await.unwrap();
+    let _ = table
+        .write()
+        .with_merge_schema(true)
+        .execute(stream(vec![wide]))
+        .await
+        .unwrap();
     let snapshot = table.snapshot().await.unwrap();
     assert_eq!(snapshot.schema().fields.len(), 3);
     assert_eq!(ids(&rows(&table).await), vec![1, 2]);
@@ -162,28 +212,49 @@ async fn delete_and_update_copy_on_write() {
     let _ = table
         .write()
         .with_partition_columns(["site"])
-        .execute(stream(vec![batch(&[1, 2, 3, 4, 5, 6], &[Some("a"), Some("a"), Some("b"), Some("b"), Some("c"), None])]))
+        .execute(stream(vec![batch(
+            &[1, 2, 3, 4, 5, 6],
+            &[Some("a"), Some("a"), Some("b"), Some("b"), Some("c"), None],
+        )]))
         .await
         .unwrap();
     // Whole partition: removed without rewriting.
-    let r = table.delete(Some(parse("site = 'a'").unwrap())).await.unwrap();
+    let r = table
+        .delete(Some(parse("site = 'a'").unwrap()))
+        .await
+        .unwrap();
     assert_eq!((r.files_removed, r.files_added, r.rows_affected), (1, 0, 2));
     // Part of a file: rewritten.
     let r = table.delete(Some(parse("id = 3").unwrap())).await.unwrap();
-    assert_eq!((r.files_removed, r.files_added, r.rows_affected, r.rows_copied), (1, 1, 1, 1));
+    assert_eq!(
+        (
+            r.files_removed,
+            r.files_added,
+            r.rows_affected,
+            r.rows_copied
+        ),
+        (1, 1, 1, 1)
+    );
     // Nothing matches: no commit.
     let before = table.snapshot().await.unwrap().version();
     let r = table.delete(Some(parse("id = 99").unwrap())).await.unwrap();
     assert_eq!(r.version, None);
     assert_eq!(table.snapshot().await.unwrap().version(), before);
     let r = table
-        .update(&[("id".to_owned(), parse("100").unwrap())], Some(parse("id = 5").unwrap()))
+        .update(
+            &[("id".to_owned(), parse("100").unwrap())],
+            Some(parse("id = 5").unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(r.rows_affected, 1);
     assert_eq!(
         rows(&table).await,
-        vec![(4, Some("b".to_owned())), (6, None), (100, Some("c".to_owned()))]
+        vec![
+            (4, Some("b".to_owned())),
+            (6, None),
+            (100, Some("c".to_owned()))
+        ]
     );
     let last = table.history(Some(1)).await.unwrap();
     let info = last[0].commit_info.as_ref().unwrap();
@@ -194,23 +265,45 @@ async fn delete_and_update_copy_on_write() {
 #[tokio::test]
 async fn constraints_block_bad_writes_and_nothing_becomes_visible() {
     let (_dir, table) = table();
-    let _ = table.write().execute(stream(vec![batch(&[1, 2], &[Some("a"), Some("b")])])).await.unwrap();
-    let err = table.add_constraint("positive", "id > 1").await.unwrap_err();
-    assert!(matches!(err, Error::ConstraintViolation { violations: 1, .. }), "{err}");
+    let _ = table
+        .write()
+        .execute(stream(vec![batch(&[1, 2], &[Some("a"), Some("b")])]))
+        .await
+        .unwrap();
+    let err = table
+        .add_constraint("positive", "id > 1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ConstraintViolation { violations: 1, .. }),
+        "{err}"
+    );
     let _ = table.add_constraint("positive", "id > 0").await.unwrap();
     let version = table.snapshot().await.unwrap().version();
     let err = table
         .write()
-        .execute(stream(vec![batch(&[5, -1, -2], &[Some("a"), Some("b"), None])]))
+        .execute(stream(vec![batch(
+            &[5, -1, -2],
+            &[Some("a"), Some("b"), None],
+        )]))
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::ConstraintViolation { violations: 2, .. }), "{msg}");
+    assert!(
+        matches!(err, Error::ConstraintViolation { violations: 2, .. }),
+        "{msg}"
+    );
     assert!(msg.contains("positive"), "{msg}");
     assert_eq!(table.snapshot().await.unwrap().version(), version);
     assert_eq!(ids(&rows(&table).await), vec![1, 2]);
-    let _ = table.set_properties(&[("delta.appendOnly".to_owned(), "true".to_owned())]).await.unwrap();
-    let err = table.delete(Some(parse("id = 1").unwrap())).await.unwrap_err();
+    let _ = table
+        .set_properties(&[("delta.appendOnly".to_owned(), "true".to_owned())])
+        .await
+        .unwrap();
+    let err = table
+        .delete(Some(parse("id = 1").unwrap()))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("appendOnly"), "{err}");
 }
 
@@ -237,23 +330,40 @@ async fn checkpoints_carry_typed_stats_and_partition_values() {
     let _ = table
         .write()
         .with_partition_columns(["site"])
-        .execute(stream(vec![batch(&[1, 2, 3], &[Some("a"), Some("a"), None])]))
+        .execute(stream(vec![batch(
+            &[1, 2, 3],
+            &[Some("a"), Some("a"), None],
+        )]))
         .await
         .unwrap();
     let snapshot = table.snapshot().await.unwrap();
     table.checkpoint(&snapshot).await.unwrap();
-    let path = dir.path().join("t/_delta_log/00000000000000000000.checkpoint.parquet");
+    let path = dir
+        .path()
+        .join("t/_delta_log/00000000000000000000.checkpoint.parquet");
     let file = std::fs::File::open(path).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
     let mut seen = Vec::new();
     for batch in reader {
         let batch = batch.unwrap();
         let add = batch.column_by_name("add").unwrap().as_struct();
         let stats = add.column_by_name("stats_parsed").unwrap().as_struct();
-        let parts = add.column_by_name("partitionValues_parsed").unwrap().as_struct();
+        let parts = add
+            .column_by_name("partitionValues_parsed")
+            .unwrap()
+            .as_struct();
         let min = stats.column_by_name("minValues").unwrap().as_struct();
-        let min_id = min.column_by_name("id").unwrap().as_primitive::<Int64Type>();
-        let records = stats.column_by_name("numRecords").unwrap().as_primitive::<Int64Type>();
+        let min_id = min
+            .column_by_name("id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let records = stats
+            .column_by_name("numRecords")
+            .unwrap()
+            .as_primitive::<Int64Type>();
         let site = parts.column_by_name("site").unwrap().as_string::<i32>();
         for i in 0..batch.num_rows() {
             if add.is_valid(i) {
@@ -277,11 +387,18 @@ async fn version_checksums_match_the_replayed_state() {
     let _ = table
         .write()
         .with_partition_columns(["site"])
-        .execute(stream(vec![batch(&[1, 2, 3], &[Some("a"), Some("b"), None])]))
+        .execute(stream(vec![batch(
+            &[1, 2, 3],
+            &[Some("a"), Some("b"), None],
+        )]))
         .await
         .unwrap();
     let _ = table.delete(Some(parse("id = 2").unwrap())).await.unwrap();
-    let _ = table.write().execute(stream(vec![batch(&[7], &[Some("a")])])).await.unwrap();
+    let _ = table
+        .write()
+        .execute(stream(vec![batch(&[7], &[Some("a")])]))
+        .await
+        .unwrap();
     for version in 0..3u64 {
         let snapshot = table.snapshot_at(version).await.unwrap();
         let path = dir.path().join(format!("t/_delta_log/{version:020}.crc"));

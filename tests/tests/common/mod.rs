@@ -4,9 +4,7 @@
 
 use std::path::PathBuf;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch,
-};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
 use serde_json::{Value, json};
 
@@ -50,20 +48,60 @@ pub fn canonical(array: &dyn Array, row: usize) -> Value {
     match array.data_type() {
         DataType::Null => Value::Null,
         DataType::Boolean => json!(array.as_boolean().value(row)),
-        DataType::Int8 => json!(array.as_primitive::<arrow::datatypes::Int8Type>().value(row)),
-        DataType::Int16 => json!(array.as_primitive::<arrow::datatypes::Int16Type>().value(row)),
-        DataType::Int32 => json!(array.as_primitive::<arrow::datatypes::Int32Type>().value(row)),
-        DataType::Int64 => json!(array.as_primitive::<arrow::datatypes::Int64Type>().value(row)),
-        DataType::UInt8 => json!(array.as_primitive::<arrow::datatypes::UInt8Type>().value(row)),
-        DataType::UInt16 => json!(array.as_primitive::<arrow::datatypes::UInt16Type>().value(row)),
-        DataType::UInt32 => json!(array.as_primitive::<arrow::datatypes::UInt32Type>().value(row)),
-        DataType::UInt64 => json!(array.as_primitive::<arrow::datatypes::UInt64Type>().value(row)),
+        DataType::Int8 => json!(
+            array
+                .as_primitive::<arrow::datatypes::Int8Type>()
+                .value(row)
+        ),
+        DataType::Int16 => json!(
+            array
+                .as_primitive::<arrow::datatypes::Int16Type>()
+                .value(row)
+        ),
+        DataType::Int32 => json!(
+            array
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .value(row)
+        ),
+        DataType::Int64 => json!(
+            array
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(row)
+        ),
+        DataType::UInt8 => json!(
+            array
+                .as_primitive::<arrow::datatypes::UInt8Type>()
+                .value(row)
+        ),
+        DataType::UInt16 => json!(
+            array
+                .as_primitive::<arrow::datatypes::UInt16Type>()
+                .value(row)
+        ),
+        DataType::UInt32 => json!(
+            array
+                .as_primitive::<arrow::datatypes::UInt32Type>()
+                .value(row)
+        ),
+        DataType::UInt64 => json!(
+            array
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .value(row)
+        ),
         DataType::Float32 => float(f64::from(
-            array.as_primitive::<arrow::datatypes::Float32Type>().value(row),
+            array
+                .as_primitive::<arrow::datatypes::Float32Type>()
+                .value(row),
         )),
-        DataType::Float64 => float(array.as_primitive::<arrow::datatypes::Float64Type>().value(row)),
+        DataType::Float64 => float(
+            array
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(row),
+        ),
         DataType::Decimal128(_, scale) => {
-            let v = array.as_primitive::<arrow::datatypes::Decimal128Type>().value(row);
+            let v = array
+                .as_primitive::<arrow::datatypes::Decimal128Type>()
+                .value(row);
             json!(format_decimal(v, *scale))
         }
         DataType::Utf8 => json!(array.as_string::<i32>().value(row)),
@@ -73,7 +111,11 @@ pub fn canonical(array: &dyn Array, row: usize) -> Value {
         DataType::LargeBinary => json!(hex(array.as_binary::<i64>().value(row))),
         DataType::FixedSizeBinary(_) => json!(hex(array.as_fixed_size_binary().value(row))),
         DataType::BinaryView => json!(hex(array.as_binary_view().value(row))),
-        DataType::Date32 => json!(array.as_primitive::<arrow::datatypes::Date32Type>().value(row)),
+        DataType::Date32 => json!(
+            array
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .value(row)
+        ),
         DataType::Timestamp(unit, _) => {
             let micros = match unit {
                 TimeUnit::Second => array
@@ -121,7 +163,11 @@ pub fn canonical(array: &dyn Array, row: usize) -> Value {
 }
 
 fn list(values: ArrayRef) -> Value {
-    Value::Array((0..values.len()).map(|i| canonical(values.as_ref(), i)).collect())
+    Value::Array(
+        (0..values.len())
+            .map(|i| canonical(values.as_ref(), i))
+            .collect(),
+    )
 }
 
 fn float(v: f64) -> Value {
@@ -142,7 +188,11 @@ pub fn format_decimal(value: i128, scale: i8) -> String {
     let text = if scale == 0 {
         digits
     } else if digits.len() > scale {
-        format!("{}.{}", &digits[..digits.len() - scale], &digits[digits.len() - scale..])
+        format!(
+            "{}.{}",
+            &digits[..digits.len() - scale],
+            &digits[digits.len() - scale..]
+        )
     } else {
         format!("0.{}{digits}", "0".repeat(scale - digits.len()))
     };
@@ -161,7 +211,10 @@ pub fn canonical_rows(batches: &[RecordBatch]) -> Vec<String> {
         for row in 0..batch.num_rows() {
             let mut map = serde_json::Map::new();
             for (i, field) in schema.fields().iter().enumerate() {
-                map.insert(field.name().clone(), canonical(batch.column(i).as_ref(), row));
+                map.insert(
+                    field.name().clone(),
+                    canonical(batch.column(i).as_ref(), row),
+                );
             }
             rows.push(Value::Object(map).to_string());
         }

@@ -110,7 +110,9 @@ pub fn check(
                 return Err(conflict("it changed the table protocol".to_owned()));
             }
             Action::Metadata(_) => {
-                return Err(conflict("it changed the table metadata (schema, partitioning or properties)".to_owned()));
+                return Err(conflict(
+                    "it changed the table metadata (schema, partitioning or properties)".to_owned(),
+                ));
             }
             Action::Txn(txn) if ours.app_ids.contains(&txn.app_id) => {
                 return Err(conflict(format!(
@@ -124,12 +126,17 @@ pub fn check(
                     return Err(conflict(format!("it also removed file {}", remove.path)));
                 }
                 if remove.data_change && ours.read_files.contains(&path) {
-                    return Err(conflict(format!("it removed file {} that this transaction read", remove.path)));
+                    return Err(conflict(format!(
+                        "it removed file {} that this transaction read",
+                        remove.path
+                    )));
                 }
             }
             Action::Add(add) if add.data_change => {
                 if ours.changes_metadata {
-                    return Err(conflict("it added data while this transaction changes the metadata".to_owned()));
+                    return Err(conflict(
+                        "it added data while this transaction changes the metadata".to_owned(),
+                    ));
                 }
                 let check_adds = ours.reads_data
                     && (isolation == IsolationLevel::Serializable || !winner_blind_append);
@@ -213,27 +220,157 @@ mod tests {
         let append = vec![info("WRITE", true), add("new")];
         let read_append = vec![info("MERGE", false), add("new")];
         let delete_a = vec![info("DELETE", false), remove("a", true), add("a2")];
-        let optimize_a = vec![info("OPTIMIZE", false), remove("a", false), Action::Add(Add { path: "big".into(), data_change: false, ..Add::default() })];
-        let metadata = vec![info("SET TBLPROPERTIES", false), Action::Metadata(Metadata::default())];
-        type Case<'a> = (&'a str, ReadFootprint, IsolationLevel, &'a Vec<Action>, &'a dyn Fn(&Add) -> bool, bool);
+        let optimize_a = vec![
+            info("OPTIMIZE", false),
+            remove("a", false),
+            Action::Add(Add {
+                path: "big".into(),
+                data_change: false,
+                ..Add::default()
+            }),
+        ];
+        let metadata = vec![
+            info("SET TBLPROPERTIES", false),
+            Action::Metadata(Metadata::default()),
+        ];
+        type Case<'a> = (
+            &'a str,
+            ReadFootprint,
+            IsolationLevel,
+            &'a Vec<Action>,
+            &'a dyn Fn(&Add) -> bool,
+            bool,
+        );
         let cases: Vec<Case<'_>> = vec![
             ("append vs append", blind_append(), WS, &append, &all, true),
-            ("append vs append (S)", blind_append(), S, &append, &all, true),
-            ("delete vs blind append WS", delete_of(&["a"]), WS, &append, &all, true),
-            ("delete vs blind append S, matching", delete_of(&["a"]), S, &append, &all, false),
-            ("delete vs blind append S, not matching", delete_of(&["a"]), S, &append, &none, true),
-            ("delete vs reading append, matching", delete_of(&["a"]), WS, &read_append, &all, false),
-            ("delete vs reading append, not matching", delete_of(&["a"]), WS, &read_append, &none, true),
-            ("delete vs delete same file", delete_of(&["a"]), WS, &delete_a, &none, false),
-            ("delete vs delete other file", delete_of(&["b"]), WS, &delete_a, &none, true),
-            ("delete vs optimize same file", delete_of(&["a"]), WS, &optimize_a, &none, false),
-            ("delete vs optimize other file", delete_of(&["b"]), WS, &optimize_a, &none, true),
-            ("optimize vs append", optimize_of(&["a"]), WS, &append, &all, true),
-            ("optimize vs delete same file", optimize_of(&["a"]), WS, &delete_a, &none, false),
-            ("optimize vs delete other file", optimize_of(&["b"]), WS, &delete_a, &none, true),
-            ("append vs delete", blind_append(), WS, &delete_a, &all, true),
-            ("append vs metadata", blind_append(), WS, &metadata, &all, false),
-            ("delete vs metadata", delete_of(&["a"]), S, &metadata, &none, false),
+            (
+                "append vs append (S)",
+                blind_append(),
+                S,
+                &append,
+                &all,
+                true,
+            ),
+            (
+                "delete vs blind append WS",
+                delete_of(&["a"]),
+                WS,
+                &append,
+                &all,
+                true,
+            ),
+            (
+                "delete vs blind append S, matching",
+                delete_of(&["a"]),
+                S,
+                &append,
+                &all,
+                false,
+            ),
+            (
+                "delete vs blind append S, not matching",
+                delete_of(&["a"]),
+                S,
+                &append,
+                &none,
+                true,
+            ),
+            (
+                "delete vs reading append, matching",
+                delete_of(&["a"]),
+                WS,
+                &read_append,
+                &all,
+                false,
+            ),
+            (
+                "delete vs reading append, not matching",
+                delete_of(&["a"]),
+                WS,
+                &read_append,
+                &none,
+                true,
+            ),
+            (
+                "delete vs delete same file",
+                delete_of(&["a"]),
+                WS,
+                &delete_a,
+                &none,
+                false,
+            ),
+            (
+                "delete vs delete other file",
+                delete_of(&["b"]),
+                WS,
+                &delete_a,
+                &none,
+                true,
+            ),
+            (
+                "delete vs optimize same file",
+                delete_of(&["a"]),
+                WS,
+                &optimize_a,
+                &none,
+                false,
+            ),
+            (
+                "delete vs optimize other file",
+                delete_of(&["b"]),
+                WS,
+                &optimize_a,
+                &none,
+                true,
+            ),
+            (
+                "optimize vs append",
+                optimize_of(&["a"]),
+                WS,
+                &append,
+                &all,
+                true,
+            ),
+            (
+                "optimize vs delete same file",
+                optimize_of(&["a"]),
+                WS,
+                &delete_a,
+                &none,
+                false,
+            ),
+            (
+                "optimize vs delete other file",
+                optimize_of(&["b"]),
+                WS,
+                &delete_a,
+                &none,
+                true,
+            ),
+            (
+                "append vs delete",
+                blind_append(),
+                WS,
+                &delete_a,
+                &all,
+                true,
+            ),
+            (
+                "append vs metadata",
+                blind_append(),
+                WS,
+                &metadata,
+                &all,
+                false,
+            ),
+            (
+                "delete vs metadata",
+                delete_of(&["a"]),
+                S,
+                &metadata,
+                &none,
+                false,
+            ),
         ];
         for (name, ours, level, winner, matches, ok) in cases {
             let result = check(&ours, level, 7, winner, matches);
@@ -250,9 +387,19 @@ mod tests {
             app_ids: ["silver".to_owned()].into(),
             ..ReadFootprint::default()
         };
-        let winner = vec![info("WRITE", true), Action::Txn(Txn { app_id: "silver".into(), version: 3, last_updated: None })];
+        let winner = vec![
+            info("WRITE", true),
+            Action::Txn(Txn {
+                app_id: "silver".into(),
+                version: 3,
+                last_updated: None,
+            }),
+        ];
         let err = check(&ours, WS, 4, &winner, &all).unwrap_err().to_string();
-        assert!(err.contains("silver") && err.contains("version 4") && err.contains("WRITE"), "{err}");
+        assert!(
+            err.contains("silver") && err.contains("version 4") && err.contains("WRITE"),
+            "{err}"
+        );
     }
 
     #[test]

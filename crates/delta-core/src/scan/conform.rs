@@ -26,15 +26,16 @@ pub(crate) fn find_physical(
     mode: ColumnMappingMode,
 ) -> Option<usize> {
     if mode == ColumnMappingMode::Id
-        && let Some(id) = field.field_id() {
-            let wanted = id.to_string();
-            if let Some(i) = fields
-                .iter()
-                .position(|f| f.metadata().get(PARQUET_FIELD_ID) == Some(&wanted))
-            {
-                return Some(i);
-            }
+        && let Some(id) = field.field_id()
+    {
+        let wanted = id.to_string();
+        if let Some(i) = fields
+            .iter()
+            .position(|f| f.metadata().get(PARQUET_FIELD_ID) == Some(&wanted))
+        {
+            return Some(i);
         }
+    }
     let name = field.physical_name(mode);
     fields.iter().position(|f| f.name() == name).or_else(|| {
         fields

@@ -116,7 +116,11 @@ impl Snapshot {
     /// statistics; `true` when unsure). Used by conflict detection.
     #[must_use]
     pub fn file_may_match(&self, predicate: &Expression, add: &Add) -> bool {
-        let Ok(scan) = self.scan().with_predicate(predicate.clone()).build_for(std::slice::from_ref(add)) else {
+        let Ok(scan) = self
+            .scan()
+            .with_predicate(predicate.clone())
+            .build_for(std::slice::from_ref(add))
+        else {
             return true;
         };
         scan.files.first().is_none_or(PlannedFile::is_kept)
@@ -192,9 +196,10 @@ impl ScanBuilder {
         if let Some(p) = &self.predicate {
             for c in p.columns() {
                 if let Some(f) = schema.field(&c)
-                    && !needed.contains(&f.name) {
-                        needed.push(f.name.clone());
-                    }
+                    && !needed.contains(&f.name)
+                {
+                    needed.push(f.name.clone());
+                }
             }
         }
         let mut read_fields = Vec::new();
