@@ -48,6 +48,7 @@ const TABLES: &[&str] = &[
     "checkpointed",
     "checkpoint_only",
     "cleaned",
+    "maintained",
 ];
 
 #[test]
@@ -1613,6 +1614,99 @@ fn after_log_cleanup() {
         &dir,
         "id >= 210",
         r#"[["id", ">=", 210]]"#,
+        true,
+    );
+    out.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// (f) table maintenance: compaction, Hilbert and Morton clustering, VACUUM
+
+#[test]
+fn after_optimize_zorder_and_vacuum() {
+    let Some(peers) = peers("write interop (maintenance)") else {
+        return;
+    };
+    let rt = common::runtime();
+    let (_tmp, root) = workdir("maintained");
+    let dir = root.join("maintained");
+    let table = open(&dir);
+    let versions = rt.block_on(async {
+        let mut v = Vec::new();
+        // Many small appends over two partitions, rows in a scrambled order.
+        for i in 0..8i64 {
+            let ids: Vec<i64> = (0..40).map(|k| (k * 37 + i * 11) % 320).collect();
+            let b = batch(vec![
+                (
+                    "grp",
+                    Arc::new(StringArray::from(
+                        ids.iter().map(|i| abc(*i % 2)).collect::<Vec<_>>(),
+                    )),
+                ),
+                ("id", Arc::new(Int64Array::from(ids.clone()))),
+                (
+                    "code",
+                    Arc::new(StringArray::from(
+                        ids.iter()
+                            .map(|i| format!("code-{}", i % 13))
+                            .collect::<Vec<_>>(),
+                    )),
+                ),
+            ]);
+            let mut w = table.write();
+            if i == 0 {
+                w = w.with_partition_columns(["grp"]);
+            }
+            v.push(
+                w.execute(stream(vec![b]))
+                    .await
+                    .unwrap()
+                    .version
+                    .expect("committed"),
+            );
+        }
+        // Compaction, then Hilbert and Morton clustering of each partition.
+        let report = table.optimize().run().await.unwrap();
+        v.extend(report.versions);
+        let report = table
+            .optimize()
+            .with_zorder(["id", "code"], Some(delta_core::Curve::Morton))
+            .with_target_size(400)
+            .run()
+            .await
+            .unwrap();
+        v.extend(report.versions);
+        let report = table
+            .optimize()
+            .with_zorder(["id", "code"], Some(delta_core::Curve::Hilbert))
+            .with_target_size(400)
+            .run()
+            .await
+            .unwrap();
+        v.extend(report.versions);
+        let _ = table
+            .vacuum()
+            .with_retention(std::time::Duration::ZERO)
+            .with_force(true)
+            .run()
+            .await
+            .unwrap();
+        v
+    });
+    assert!(versions.len() >= 11, "{versions:?}");
+    // After VACUUM with retention 0 only the latest version's files remain: compare the
+    // latest (through `check_rows`' latest target) and the versions VACUUM itself wrote.
+    let latest = rt.block_on(table.snapshot()).unwrap().version();
+    let mut out = Outcome::new("maintained");
+    check_rows(&mut out, &peers, &rt, &dir, &[latest - 1, latest]);
+    check_stats(&mut out, &peers, &rt, &dir);
+    check_prune(
+        &mut out,
+        &peers,
+        &rt,
+        &dir,
+        "id >= 300",
+        r#"[["id", ">=", 300]]"#,
         true,
     );
     out.finish();
