@@ -15,6 +15,10 @@
 #   MEDILAKE_PYTHON           the venv's python, with deltalake/duckdb/pyarrow
 #   MEDILAKE_PEER_READER      tests/python/read_with_peers.py (absolute path)
 #   MEDILAKE_DELTARS_TABLES   the delta-rs-written tables and their *.expected.json
+#   MEDILAKE_SPARK_ADDR       host:port of the Spark peer (tests/spark/spark_peer.py: one
+#                             Spark + Delta session for the whole run, started here in the
+#                             background and stopped when this script exits); set it
+#                             yourself to reuse a peer you started
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root="$(pwd)"
@@ -58,9 +62,62 @@ else
 fi
 export MEDILAKE_DELTARS_TABLES="$tables"
 
+# --- Spark peer (tests/spark/) ----------------------------------------------------
+# pyspark + delta-spark into the venv, the Delta jars through Maven (cached), then one
+# Spark session in the background for the whole cargo test run. Under CI a Spark that
+# cannot be installed or started fails the run here; outside CI the Spark suites skip.
+spark_pid=""
+stop_spark() {
+    if [[ -n "$spark_pid" ]] && kill -0 "$spark_pid" 2>/dev/null; then
+        kill "$spark_pid" 2>/dev/null || true
+        for _ in $(seq 30); do kill -0 "$spark_pid" 2>/dev/null || break; sleep 0.5; done
+        kill -9 "$spark_pid" 2>/dev/null || true
+    fi
+}
+spark_unavailable() {
+    if [[ "${CI:-}" == "true" ]]; then
+        say "CI=true and the Spark peer is unavailable: $*"
+        exit 1
+    fi
+    say "Spark suites will be skipped: $*"
+}
+if [[ -z "${MEDILAKE_SPARK_ADDR:-}" ]]; then
+    spark_setup_rc=0
+    spark_jars="$(tests/spark/spark-setup.sh "$MEDILAKE_PYTHON")" || spark_setup_rc=$?
+    if ((spark_setup_rc == 3)); then
+        spark_unavailable "Java 17 or Maven is missing (see the spark-setup line above)"
+    elif ((spark_setup_rc != 0)); then
+        spark_unavailable "tests/spark/spark-setup.sh failed (exit $spark_setup_rc)"
+    else
+        spark_work="$root/target/spark"
+        mkdir -p "$spark_work"
+        rm -f "$spark_work/port"
+        spark_start=$SECONDS
+        MEDILAKE_SPARK_WORK="$spark_work" "$MEDILAKE_PYTHON" tests/spark/spark_peer.py \
+            --jars "$spark_jars" --port-file "$spark_work/port" >"$spark_work/peer.log" 2>&1 &
+        spark_pid=$!
+        trap stop_spark EXIT
+        while [[ ! -s "$spark_work/port" ]] && kill -0 "$spark_pid" 2>/dev/null \
+            && ((SECONDS - spark_start < 300)); do
+            sleep 0.5
+        done
+        if [[ -s "$spark_work/port" ]]; then
+            MEDILAKE_SPARK_ADDR="$(cat "$spark_work/port")"
+            export MEDILAKE_SPARK_ADDR
+            say "Spark peer up in $((SECONDS - spark_start))s at $MEDILAKE_SPARK_ADDR (log: $spark_work/peer.log)"
+        else
+            tail -n 30 "$spark_work/peer.log" >&2 || true
+            stop_spark
+            spark_unavailable "the Spark session did not start (log: $spark_work/peer.log)"
+        fi
+    fi
+fi
+
 say "MEDILAKE_CONFORMANCE_DIR=${MEDILAKE_CONFORMANCE_DIR:-<unset>}"
 say "MEDILAKE_PYTHON=$MEDILAKE_PYTHON"
 say "MEDILAKE_DELTARS_TABLES=$MEDILAKE_DELTARS_TABLES"
+say "MEDILAKE_SPARK_ADDR=${MEDILAKE_SPARK_ADDR:-<unset>}"
 
 # --- Rust ---------------------------------------------------------------------
-exec cargo test --workspace --locked "$@"
+# Not exec: the EXIT trap must stop the Spark peer afterwards. set -e passes on the status.
+cargo test --workspace --locked "$@"

@@ -1,0 +1,155 @@
+//! Spark writes, we read: tables written by Delta on Apache Spark (one per feature, each
+//! with several versions; built at test time by `tests/spark/make_spark_tables.py` inside
+//! the Spark peer and cached under target/ by the generator's hash) read by us at every
+//! version give exactly the rows Spark itself reads at that version.
+//!
+//! A table we cannot read must be refused with an error that names its feature, and be
+//! listed in [`KNOWN_REFUSED`]; a table we read differently from Spark is a bug, listed in
+//! [`KNOWN_MISREAD`] with the reason until fixed. The test fails on anything else, and also
+//! when a listed table starts to pass (so the list shrinks with each fix). Both lists are
+//! mirrored in tests/SPARK.md.
+
+mod common;
+#[path = "common/spark.rs"]
+mod spark;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use delta_core::Table;
+use serde_json::Value;
+
+/// Tables we refuse on purpose: `(table, word the error must contain, reason)`.
+const KNOWN_REFUSED: &[(&str, &str, &str)] = &[];
+
+/// Tables (or `table vN`) we read differently from Spark: `(key, reason)`. Engine bugs.
+const KNOWN_MISREAD: &[(&str, &str)] = &[];
+
+fn tables_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/spark/spark-written")
+}
+
+#[test]
+fn spark_written_tables_read_the_same_at_every_version() {
+    let Some(mut spark) = spark::Spark::connect("Spark-written tables") else {
+        return;
+    };
+    let started = Instant::now();
+    let dir = tables_dir();
+    let manifest = spark
+        .make_tables(&dir)
+        .unwrap_or_else(|e| panic!("the Spark generator failed: {e}"));
+    let tables = manifest["tables"].as_object().expect("manifest tables");
+    assert!(
+        tables.len() >= 10,
+        "expected at least 10 Spark-written tables, got {}",
+        tables.len()
+    );
+    let rt = common::runtime();
+
+    let mut compared_versions = 0usize;
+    let mut compared_tables = 0usize;
+    let mut refused: Vec<(String, String)> = Vec::new();
+    let mut misread: Vec<(String, String)> = Vec::new();
+    for (name, info) in tables {
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.expected.json")))
+                .expect("expected rows"),
+        )
+        .expect("expected json");
+        let path = dir.join(name);
+        let mut table_refusal = None;
+        let mut table_ok = true;
+        let versions = expected["versions"].as_object().expect("versions");
+        for (version, rows) in versions {
+            let version: u64 = version.parse().expect("version");
+            let got = rt.block_on(async {
+                let table = Table::open(path.to_str().expect("UTF-8"), &HashMap::new())?;
+                let snapshot = table.snapshot_at(version).await?;
+                let batches = snapshot.scan().build()?.collect().await?;
+                Ok::<_, delta_core::Error>((snapshot.version(), batches))
+            });
+            match got {
+                Err(e) => {
+                    table_refusal = Some(e.to_string());
+                    table_ok = false;
+                    break;
+                }
+                Ok((loaded, batches)) => {
+                    assert_eq!(loaded, version, "{name}");
+                    let ours = spark::sorted_rows(batches.iter().flat_map(|b| {
+                        (0..b.num_rows())
+                            .map(move |r| pipeline::output::row_to_json(b, r).expect("row_to_json"))
+                    }));
+                    let theirs = spark::sorted_rows(rows.as_array().expect("rows").iter().cloned());
+                    if ours == theirs {
+                        compared_versions += 1;
+                    } else {
+                        table_ok = false;
+                        let detail = spark::diff(&ours, &theirs);
+                        eprintln!("[{name}] v{version} MISREAD: {detail}");
+                        misread.push((format!("{name} v{version}"), detail));
+                    }
+                }
+            }
+        }
+        if let Some(err) = table_refusal {
+            eprintln!("[{name}] REFUSED: {err}");
+            refused.push((name.clone(), err));
+        }
+        if table_ok {
+            compared_tables += 1;
+        }
+        let _ = info;
+    }
+
+    // Every refusal is listed, and names the feature it refuses.
+    let mut problems = Vec::new();
+    for (name, err) in &refused {
+        match KNOWN_REFUSED.iter().find(|(t, _, _)| t == name) {
+            None => problems.push(format!("{name}: refused but not in KNOWN_REFUSED: {err}")),
+            Some((_, word, _)) if !err.to_lowercase().contains(&word.to_lowercase()) => {
+                problems.push(format!("{name}: refusal does not name `{word}`: {err}"));
+            }
+            Some(_) => {}
+        }
+    }
+    for (t, _, _) in KNOWN_REFUSED {
+        if !refused.iter().any(|(n, _)| n == t) {
+            problems.push(format!(
+                "{t}: listed in KNOWN_REFUSED but now read: drop it from the list"
+            ));
+        }
+    }
+    for (key, detail) in &misread {
+        let table = key.split(' ').next().unwrap_or_default();
+        if !KNOWN_MISREAD.iter().any(|(k, _)| k == key || *k == table) {
+            problems.push(format!("{key}: read differently from Spark: {detail}"));
+        }
+    }
+    for (k, _) in KNOWN_MISREAD {
+        if !misread
+            .iter()
+            .any(|(key, _)| key == k || key.split(' ').next() == Some(k))
+        {
+            problems.push(format!(
+                "{k}: listed in KNOWN_MISREAD but now reads like Spark: drop it from the list"
+            ));
+        }
+    }
+    eprintln!(
+        "Spark -> us: {} Spark-written tables, {compared_tables} read identically at all versions, \
+         {compared_versions} table versions compared, {} refused, {} misread versions ({:.1}s; Spark {})",
+        tables.len(),
+        refused.len(),
+        misread.len(),
+        started.elapsed().as_secs_f64(),
+        manifest["spark"].as_str().unwrap_or("?"),
+    );
+    assert!(
+        problems.is_empty(),
+        "Spark-written tables:\n  {}",
+        problems.join("\n  ")
+    );
+}
