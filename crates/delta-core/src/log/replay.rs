@@ -117,7 +117,7 @@ impl Replay {
                         self.metadata = Some(m);
                     }
                 }
-                Action::Add(add) => self.apply_add(add),
+                Action::Add(add) => self.apply_add(add, commit_version.is_some()),
                 Action::Remove(remove) => self.apply_remove(remove),
                 Action::Txn(txn) => {
                     self.txns.entry(txn.app_id.clone()).or_insert(txn);
@@ -140,13 +140,23 @@ impl Replay {
         }
     }
 
-    fn apply_add(&mut self, add: Add) {
+    /// `remember` is false for checkpoint actions: the checkpoint is the oldest source and
+    /// holds each logical file once, so nothing older will ask about these keys, and a
+    /// look-up suffices (this is most of the work on tables with many files).
+    fn apply_add(&mut self, add: Add, remember: bool) {
         let path = canonical_path(&add.path);
-        let key = (path, dv_id(add.deletion_vector.as_ref()));
-        if self.claimed_paths.contains(&key.0) || !self.seen_files.insert(key.clone()) {
+        if self.claimed_paths.contains(&path) {
             return;
         }
-        self.claimed_paths.insert(key.0);
+        let key = (path, dv_id(add.deletion_vector.as_ref()));
+        if remember {
+            if !self.seen_files.insert(key.clone()) {
+                return;
+            }
+            self.claimed_paths.insert(key.0);
+        } else if self.seen_files.contains(&key) {
+            return;
+        }
         self.files.push(add);
     }
 
