@@ -105,6 +105,12 @@ if [[ -z "${MEDILAKE_SPARK_ADDR:-}" ]]; then
             MEDILAKE_SPARK_ADDR="$(cat "$spark_work/port")"
             export MEDILAKE_SPARK_ADDR
             say "Spark peer up in $((SECONDS - spark_start))s at $MEDILAKE_SPARK_ADDR (log: $spark_work/peer.log)"
+            # Let Spark write its tables while cargo compiles; spark_writes_we_read.rs asks
+            # for the same folder and finds them ready (or waits for them; any failure is
+            # reported there).
+            "$MEDILAKE_PYTHON" tests/spark/spark_client.py \
+                "{\"op\":\"make_tables\",\"out\":\"$spark_work/spark-written\"}" \
+                >"$spark_work/make_tables.log" 2>&1 &
         else
             tail -n 30 "$spark_work/peer.log" >&2 || true
             stop_spark

@@ -278,7 +278,8 @@ def build(spark, out: str, canonical_rows) -> dict:
                 df = spark.read.format("delta").option("versionAsOf", v).load(path)
                 versions[str(v)] = canonical_rows(df)
             except Exception as e:  # noqa: BLE001 - e.g. versions whose files VACUUM removed
-                unreadable[str(v)] = str(e).splitlines()[0][:300]
+                lines = [l for l in str(e).splitlines() if "Exception" in l or "[" in l]
+                unreadable[str(v)] = (lines[0] if lines else str(e).splitlines()[0])[:300]
         with open(os.path.join(out, f"{name}.expected.json"), "w") as f:
             json.dump({"versions": versions}, f, ensure_ascii=False, allow_nan=False)
         manifest["tables"][name] = {
