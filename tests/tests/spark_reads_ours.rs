@@ -269,7 +269,8 @@ async fn all_types(t: &Table) -> delta_core::Result<()> {
     for k in [0, 100] {
         let _ = t.write().execute(stream(vec![all_types_batch(k)])).await?;
     }
-    let _ = t.delete(Some(parse("id = 101").expect("predicate")))
+    let _ = t
+        .delete(Some(parse("id = 101").expect("predicate")))
         .await?;
     Ok(())
 }
@@ -321,36 +322,43 @@ fn ops_batch(ids: std::ops::Range<i64>) -> RecordBatch {
 }
 
 async fn partitioned_special(t: &Table) -> delta_core::Result<()> {
-    let _ = t.write()
+    let _ = t
+        .write()
         .with_partition_columns(["grp", "ward"])
         .execute(stream(vec![ops_batch(0..24)]))
         .await?;
     let _ = t.write().execute(stream(vec![ops_batch(100..116)])).await?;
-    let _ = t.delete(Some(
-        parse("grp = '100%' AND id >= 100").expect("predicate"),
-    ))
-    .await?;
+    let _ = t
+        .delete(Some(
+            parse("grp = '100%' AND id >= 100").expect("predicate"),
+        ))
+        .await?;
     Ok(())
 }
 
 async fn operations(t: &Table) -> delta_core::Result<()> {
-    let _ = t.write()
+    let _ = t
+        .write()
         .with_partition_columns(["grp"])
         .execute(stream(vec![ops_batch(0..30)]))
         .await?;
     let _ = t.write().execute(stream(vec![ops_batch(30..40)])).await?;
-    let _ = t.delete(Some(parse("id >= 10 AND id < 15").expect("predicate")))
+    let _ = t
+        .delete(Some(parse("id >= 10 AND id < 15").expect("predicate")))
         .await?;
-    let _ = t.update(
-        &[("label".to_owned(), parse("'updated'").expect("expr"))],
-        Some(parse("id % 4 = 0").expect("predicate")),
-    )
-    .await?;
-    let _ = t.write()
+    let _ = t
+        .update(
+            &[("label".to_owned(), parse("'updated'").expect("expr"))],
+            Some(parse("id % 4 = 0").expect("predicate")),
+        )
+        .await?;
+    let _ = t
+        .write()
         .with_replace_where(parse("grp = 'x y'").expect("predicate"))
         .execute(stream(vec![ops_batch(202..203)]))
         .await?;
-    let _ = t.write()
+    let _ = t
+        .write()
         .with_mode(SaveMode::Overwrite)
         .execute(stream(vec![ops_batch(300..310)]))
         .await?;
@@ -359,7 +367,8 @@ async fn operations(t: &Table) -> delta_core::Result<()> {
 
 async fn checkpointed(t: &Table) -> delta_core::Result<()> {
     for c in 0..12 {
-        let _ = t.write()
+        let _ = t
+            .write()
             .execute(stream(vec![ops_batch(c * 3..c * 3 + 3)]))
             .await?;
     }
@@ -371,11 +380,13 @@ async fn checkpointed(t: &Table) -> delta_core::Result<()> {
 
 async fn clustered(t: &Table, curve: Curve) -> delta_core::Result<()> {
     for c in 0..4 {
-        let _ = t.write()
+        let _ = t
+            .write()
             .execute(stream(vec![ops_batch(c * 10..c * 10 + 10)]))
             .await?;
     }
-    let _ = t.optimize()
+    let _ = t
+        .optimize()
         .with_zorder(["id", "amount"], Some(curve))
         .run()
         .await?;
@@ -384,13 +395,15 @@ async fn clustered(t: &Table, curve: Curve) -> delta_core::Result<()> {
 
 async fn vacuumed(t: &Table) -> delta_core::Result<()> {
     for c in 0..3 {
-        let _ = t.write()
+        let _ = t
+            .write()
             .execute(stream(vec![ops_batch(c * 10..c * 10 + 10)]))
             .await?;
     }
     let _ = t.delete(Some(parse("id < 5").expect("predicate"))).await?;
     let _ = t.optimize().run().await?;
-    let _ = t.vacuum()
+    let _ = t
+        .vacuum()
         .with_retention(Duration::ZERO)
         .with_force(true)
         .run()
@@ -400,7 +413,8 @@ async fn vacuumed(t: &Table) -> delta_core::Result<()> {
 
 async fn constrained(t: &Table) -> delta_core::Result<()> {
     let _ = t.write().execute(stream(vec![ops_batch(0..10)])).await?;
-    let _ = t.add_constraint("amount_non_negative", "amount >= 0")
+    let _ = t
+        .add_constraint("amount_non_negative", "amount >= 0")
         .await?;
     let _ = t.write().execute(stream(vec![ops_batch(10..15)])).await?;
     Ok(())
@@ -430,7 +444,11 @@ fn our_operations(dir: &Path) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir.join("_delta_log")).expect("_delta_log") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
         let Some(v) = name
             .strip_suffix(".json")
             .and_then(|s| s.parse::<u64>().ok())
@@ -601,7 +619,8 @@ fn spark_keeps_writing_our_table_and_we_read_it() {
     let theirs = spark::sorted_rows(spark.rows(&dir, None).expect("Spark read"));
     assert_eq!(ours, theirs, "{}", spark::diff(&ours, &theirs));
     // We write again after Spark; Spark reads it.
-    let _ = rt.block_on(table.write().execute(stream(vec![ops_batch(2000..2003)])))
+    let _ = rt
+        .block_on(table.write().execute(stream(vec![ops_batch(2000..2003)])))
         .expect("our append after Spark");
     let (_, ours) = rt.block_on(our_rows(&open(&dir), None)).expect("our read");
     let theirs = spark::sorted_rows(spark.rows(&dir, None).expect("Spark read"));
@@ -616,5 +635,124 @@ fn spark_keeps_writing_our_table_and_we_read_it() {
     eprintln!(
         "shared table: {} versions, Spark and MediLake commits interleaved, rows identical",
         version + 2
+    );
+}
+
+/// Two engines, one table: MediLake and Spark take turns (appends, deletes, updates,
+/// OPTIMIZE, checkpoints on both sides, never at the same time: see ARCHITECTURE.md on
+/// local log stores); after every turn both read the same rows, versions stay gap-free,
+/// and DESCRIBE HISTORY shows both engines.
+#[test]
+fn two_engines_take_turns_on_one_table() {
+    let Some(mut spark) = spark::Spark::connect("two engines, one table") else {
+        return;
+    };
+    let rt = common::runtime();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("turns");
+    let table = open(&dir);
+    let _ = rt
+        .block_on(
+            table
+                .write()
+                .with_partition_columns(["grp"])
+                .execute(stream(vec![ops_batch(0..16)])),
+        )
+        .expect("create");
+    let mut expected_version = 0u64;
+    let mut turns = 0;
+    for round in 0..6i64 {
+        // Our turn: append, then (alternating) delete / update / optimize / checkpoint.
+        let base = 10_000 + round * 100;
+        let ours = async {
+            let _ = table
+                .write()
+                .execute(stream(vec![ops_batch(base..base + 6)]))
+                .await?;
+            match round % 4 {
+                0 => drop(
+                    table
+                        .delete(Some(parse(&format!("id = {}", base + 1)).expect("p")))
+                        .await?,
+                ),
+                1 => drop(
+                    table
+                        .update(
+                            &[("label".to_owned(), parse("'ours'").expect("e"))],
+                            Some(parse("id % 5 = 0").expect("p")),
+                        )
+                        .await?,
+                ),
+                2 => drop(table.optimize().run().await?),
+                _ => {
+                    let s = table.snapshot().await?;
+                    table.checkpoint(&s).await?;
+                }
+            }
+            Ok::<_, delta_core::Error>(table.snapshot().await?.version())
+        };
+        let after_ours = rt
+            .block_on(ours)
+            .unwrap_or_else(|e| panic!("round {round}, our turn: {e}"));
+        assert!(
+            after_ours > expected_version || round == 0 && after_ours > 0,
+            "round {round}: our commits"
+        );
+        // Spark's turn.
+        let spark_id = 20_000 + round * 100;
+        let statements = [
+            format!(
+                "INSERT INTO {{t}} VALUES ('spark', {round}, {spark_id}, 1.0, 'spark {round}'), ('Zürich', NULL, {}, NULL, NULL)",
+                spark_id + 1
+            ),
+            match round % 3 {
+                0 => format!("DELETE FROM {{t}} WHERE id = {}", base + 2),
+                1 => "UPDATE {t} SET label = 'spark-updated' WHERE id % 7 = 0".to_owned(),
+                _ => "OPTIMIZE {t}".to_owned(),
+            },
+        ];
+        let refs: Vec<&str> = statements.iter().map(String::as_str).collect();
+        spark
+            .sql(&dir, &refs)
+            .unwrap_or_else(|e| panic!("round {round}, Spark's turn: {e}"));
+        // OPTIMIZE may have nothing to do and commit nothing; INSERT always commits.
+        let (version, ours) = rt.block_on(our_rows(&open(&dir), None)).expect("our read");
+        assert!(
+            version > after_ours,
+            "round {round}: we see Spark's commits ({version} vs {after_ours})"
+        );
+        expected_version = version;
+        let theirs = spark::sorted_rows(spark.rows(&dir, None).expect("Spark read"));
+        assert_eq!(
+            ours,
+            theirs,
+            "round {round}: {}",
+            spark::diff(&ours, &theirs)
+        );
+        turns += 2;
+    }
+    let history = spark.history(&dir).expect("history");
+    let mut versions: Vec<u64> = history
+        .iter()
+        .filter_map(|h| h["version"].as_u64())
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (0..=expected_version).collect::<Vec<_>>(),
+        "gap-free history"
+    );
+    let engines: Vec<&str> = history
+        .iter()
+        .filter_map(|h| h["engineInfo"].as_str())
+        .collect();
+    assert!(engines.iter().any(|e| e.contains("Spark")), "{engines:?}");
+    assert!(
+        engines.iter().any(|e| !e.contains("Spark")),
+        "our engine missing from history: {engines:?}"
+    );
+    eprintln!(
+        "two engines, one table: {turns} turns, {} versions, rows identical after every turn",
+        expected_version + 1
     );
 }

@@ -106,20 +106,21 @@ impl Spark {
 
     /// Spark's rows of the Delta table at `dir` (latest version when `None`), canonical.
     pub fn rows(&mut self, dir: &Path, version: Option<u64>) -> Result<Vec<Value>, String> {
-        let v =
-            self.call(&json!({"op": "read", "path": dir.to_str().unwrap(), "version": version}))?;
+        let v = self.call(
+            &json!({"op": "read", "path": dir.to_str().expect("UTF-8 path"), "version": version}),
+        )?;
         Ok(v["rows"].as_array().cloned().unwrap_or_default())
     }
 
     /// `DESCRIBE HISTORY`, newest first as Spark gives it.
     pub fn history(&mut self, dir: &Path) -> Result<Vec<Value>, String> {
-        let v = self.call(&json!({"op": "history", "path": dir.to_str().unwrap()}))?;
+        let v = self.call(&json!({"op": "history", "path": dir.to_str().expect("UTF-8 path")}))?;
         Ok(v["history"].as_array().cloned().unwrap_or_default())
     }
 
     /// `DESCRIBE DETAIL` as an object.
     pub fn detail(&mut self, dir: &Path) -> Result<Value, String> {
-        Ok(self.call(&json!({"op": "detail", "path": dir.to_str().unwrap()}))?["detail"].clone())
+        Ok(self.call(&json!({"op": "detail", "path": dir.to_str().expect("UTF-8 path")}))?["detail"].clone())
     }
 
     /// Runs SQL statements in order; `{t}` in each stands for the table at `dir`.
@@ -133,7 +134,7 @@ impl Spark {
     /// The Spark-written tables (built once per generator version, cached under `out`).
     pub fn make_tables(&mut self, out: &Path) -> Result<Value, String> {
         Ok(
-            self.call(&json!({"op": "make_tables", "out": out.to_str().unwrap()}))?["manifest"]
+            self.call(&json!({"op": "make_tables", "out": out.to_str().expect("UTF-8 path")}))?["manifest"]
                 .clone(),
         )
     }
