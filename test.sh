@@ -91,6 +91,8 @@ if [[ -z "${MEDILAKE_SPARK_ADDR:-}" ]]; then
     else
         spark_work="$root/target/spark"
         mkdir -p "$spark_work"
+        export MEDILAKE_SPARK_SUMMARY="$spark_work/summary.txt"
+        rm -f "$MEDILAKE_SPARK_SUMMARY"
         rm -f "$spark_work/port"
         spark_start=$SECONDS
         MEDILAKE_SPARK_WORK="$spark_work" "$MEDILAKE_PYTHON" tests/spark/spark_peer.py \
@@ -127,3 +129,7 @@ say "MEDILAKE_SPARK_ADDR=${MEDILAKE_SPARK_ADDR:-<unset>}"
 # --- Rust ---------------------------------------------------------------------
 # Not exec: the EXIT trap must stop the Spark peer afterwards. set -e passes on the status.
 cargo test --workspace --locked "$@"
+if [[ -n "${MEDILAKE_SPARK_SUMMARY:-}" && -f "$MEDILAKE_SPARK_SUMMARY" ]]; then
+    say "Spark suites (tests/SPARK.md):"
+    sed 's/^/    /' "$MEDILAKE_SPARK_SUMMARY" >&2
+fi

@@ -567,12 +567,12 @@ fn spark_reads_our_tables_at_every_version() {
             }
         }
     }
-    eprintln!(
+    spark::summary(&format!(
         "us -> Spark: {} shapes, {} read identically by Spark, {versions} table versions compared ({:.1}s)",
         SHAPES.len(),
         SHAPES.len() - failing.len(),
         started.elapsed().as_secs_f64()
-    );
+    ));
     let unexpected: Vec<_> = failing
         .iter()
         .filter(|(n, _)| !KNOWN_SPARK_GAPS.iter().any(|(k, _)| k == n))
@@ -632,10 +632,10 @@ fn spark_keeps_writing_our_table_and_we_read_it() {
         .map(|h| h["engineInfo"].as_str().unwrap_or("").to_owned())
         .collect();
     assert!(engines.iter().any(|e| e.contains("Spark")), "{engines:?}");
-    eprintln!(
+    spark::summary(&format!(
         "shared table: {} versions, Spark and MediLake commits interleaved, rows identical",
         version + 2
-    );
+    ));
 }
 
 /// Two engines, one table: MediLake and Spark take turns (appends, deletes, updates,
@@ -751,8 +751,8 @@ fn two_engines_take_turns_on_one_table() {
         engines.iter().any(|e| !e.contains("Spark")),
         "our engine missing from history: {engines:?}"
     );
-    eprintln!(
+    spark::summary(&format!(
         "two engines, one table: {turns} turns, {} versions, rows identical after every turn",
         expected_version + 1
-    );
+    ));
 }

@@ -138,7 +138,7 @@ fn spark_written_tables_read_the_same_at_every_version() {
             ));
         }
     }
-    eprintln!(
+    spark::summary(&format!(
         "Spark -> us: {} Spark-written tables, {compared_tables} read identically at all versions, \
          {compared_versions} table versions compared, {} refused, {} misread versions ({:.1}s; Spark {})",
         tables.len(),
@@ -146,7 +146,7 @@ fn spark_written_tables_read_the_same_at_every_version() {
         misread.len(),
         started.elapsed().as_secs_f64(),
         manifest["spark"].as_str().unwrap_or("?"),
-    );
+    ));
     assert!(
         problems.is_empty(),
         "Spark-written tables:\n  {}",

@@ -189,3 +189,20 @@ pub fn diff(ours: &[String], theirs: &[String]) -> String {
         theirs.len()
     )
 }
+
+/// Prints a suite's closing counts, and appends them to `MEDILAKE_SPARK_SUMMARY` (set by
+/// ./test.sh, which prints the file after `cargo test`: captured output of passing tests
+/// is not shown otherwise).
+pub fn summary(line: &str) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("MEDILAKE_SPARK_SUMMARY") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
