@@ -82,7 +82,9 @@ async fn read_parquet_actions(
 /// The leaves of a checkpoint worth decoding: every state column, but not the typed
 /// `partitionValues_parsed` (the string form is always there) and not `stats_parsed` when the
 /// JSON `stats` column holds values (then the typed form only doubles the decoding work).
-fn state_projection<T>(builder: &parquet::arrow::arrow_reader::ArrowReaderBuilder<T>) -> ProjectionMask {
+fn state_projection<T>(
+    builder: &parquet::arrow::arrow_reader::ArrowReaderBuilder<T>,
+) -> ProjectionMask {
     let schema = builder.parquet_schema();
     let metadata = builder.metadata();
     let stats_leaf = (0..schema.num_columns()).find(|i| {
@@ -93,7 +95,10 @@ fn state_projection<T>(builder: &parquet::arrow::arrow_reader::ArrowReaderBuilde
     let json_stats_present = stats_leaf.is_some_and(|leaf| {
         metadata.row_groups().iter().any(|rg| {
             let chunk = rg.column(leaf);
-            match chunk.statistics().and_then(parquet::file::statistics::Statistics::null_count_opt) {
+            match chunk
+                .statistics()
+                .and_then(parquet::file::statistics::Statistics::null_count_opt)
+            {
                 Some(nulls) => u64::try_from(rg.num_rows()).is_ok_and(|rows| nulls < rows),
                 None => true,
             }
@@ -123,14 +128,20 @@ fn decode_batch(batch: &RecordBatch, name: &str, out: &mut Vec<Action>) -> Resul
     // Fast path for the bulk of a checkpoint: `add` rows decoded straight from the columns.
     // Rows holding other actions (few) and unusual layouts go through the JSON path below.
     let batch = match batch.schema().index_of("add").ok().and_then(|i| {
-        let adds = decode_adds(batch.column(i).as_any().downcast_ref::<arrow::array::StructArray>()?)?;
+        let adds = decode_adds(
+            batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<arrow::array::StructArray>()?,
+        )?;
         Some((i, adds))
     }) {
         Some((index, adds)) => {
             out.extend(adds.into_iter().flatten().map(Action::Add));
             let rest: Vec<usize> = (0..batch.num_columns()).filter(|c| *c != index).collect();
             let projected = batch.project(&rest)?;
-            let others = (0..projected.num_columns()).any(|c| projected.column(c).null_count() < projected.num_rows());
+            let others = (0..projected.num_columns())
+                .any(|c| projected.column(c).null_count() < projected.num_rows());
             if !others {
                 return Ok(());
             }
@@ -220,21 +231,22 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
         Some(c) => Some(c.as_struct_opt()?),
         None => None,
     };
-    let read_map = |map: &arrow::array::MapArray, row: usize| -> Option<HashMap<String, Option<String>>> {
-        let entries = map.value(row);
-        let keys = entries.column(0).as_string_opt::<i32>()?;
-        let values = entries.column(1).as_string_opt::<i32>()?;
-        Some(
-            (0..entries.len())
-                .map(|i| {
-                    (
-                        keys.value(i).to_owned(),
-                        (!values.is_null(i)).then(|| values.value(i).to_owned()),
-                    )
-                })
-                .collect(),
-        )
-    };
+    let read_map =
+        |map: &arrow::array::MapArray, row: usize| -> Option<HashMap<String, Option<String>>> {
+            let entries = map.value(row);
+            let keys = entries.column(0).as_string_opt::<i32>()?;
+            let values = entries.column(1).as_string_opt::<i32>()?;
+            Some(
+                (0..entries.len())
+                    .map(|i| {
+                        (
+                            keys.value(i).to_owned(),
+                            (!values.is_null(i)).then(|| values.value(i).to_owned()),
+                        )
+                    })
+                    .collect(),
+            )
+        };
     let mut out = Vec::with_capacity(add.len());
     for row in 0..add.len() {
         if add.is_null(row) {
@@ -244,10 +256,16 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
         let opt_string = |a: Option<&arrow::array::StringArray>| {
             a.and_then(|a| (!a.is_null(row)).then(|| a.value(row).to_owned()))
         };
-        let opt_long = |a: Option<&arrow::array::Int64Array>| a.and_then(|a| (!a.is_null(row)).then(|| a.value(row)));
+        let opt_long = |a: Option<&arrow::array::Int64Array>| {
+            a.and_then(|a| (!a.is_null(row)).then(|| a.value(row)))
+        };
         let deletion_vector = match dv {
             Some(dv) if !dv.is_null(row) => {
-                let text = |n: &str| dv.column_by_name(n)?.as_string_opt::<i32>().map(|a| a.value(row).to_owned());
+                let text = |n: &str| {
+                    dv.column_by_name(n)?
+                        .as_string_opt::<i32>()
+                        .map(|a| a.value(row).to_owned())
+                };
                 let int = |n: &str| {
                     let c = dv.column_by_name(n)?;
                     c.as_primitive_opt::<Int32Type>()
@@ -278,7 +296,11 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
                 _ => HashMap::new(),
             },
             size: size.value(row),
-            modification_time: if modification_time.is_null(row) { 0 } else { modification_time.value(row) },
+            modification_time: if modification_time.is_null(row) {
+                0
+            } else {
+                modification_time.value(row)
+            },
             data_change: data_change.is_some_and(|d| !d.is_null(row) && d.value(row)),
             stats: opt_string(stats),
             tags: match tags {
