@@ -870,8 +870,8 @@ mod tests {
 
     /// The conformance fixtures folder, or `None` (after printing why) when it is absent outside CI.
     fn conformance_table(name: &str) -> Option<std::path::PathBuf> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/conformance/delta-kernel-rs-data")
+        let dir = crate::fixtures::conformance_root()
+            .join("delta-kernel-rs-data")
             .join(name);
         if dir.is_dir() {
             return Some(dir);

@@ -45,3 +45,16 @@ pub use snapshot::Snapshot;
 pub use table::{CommitEntry, Table};
 pub use transaction::{Committed, ENGINE_INFO, Transaction};
 pub use vacuum::{VacuumBuilder, VacuumReport};
+
+/// Where unit tests find the shared conformance tables.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    /// `MEDILAKE_CONFORMANCE_DIR` when set (as `./test.sh` and CI set it), else the
+    /// `shared/conformance` folder beside the repository.
+    pub(crate) fn conformance_root() -> std::path::PathBuf {
+        std::env::var_os("MEDILAKE_CONFORMANCE_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+            std::path::PathBuf::from,
+        )
+    }
+}

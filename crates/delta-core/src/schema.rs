@@ -1761,8 +1761,7 @@ mod tests {
 
     /// The conformance fixtures folder, or `None` (after printing why) when it is absent outside CI.
     fn conformance_dir() -> Option<std::path::PathBuf> {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+        let dir = crate::fixtures::conformance_root();
         if dir.is_dir() {
             return Some(dir);
         }

@@ -1113,7 +1113,7 @@ fn timestamp_json(millis: i64, ntz: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::sync::Arc;
 
     use arrow::array::{
@@ -2340,8 +2340,8 @@ mod tests {
     /// The `stats-writing-all-types` table, or `None` (after printing why) when the conformance
     /// fixtures are absent outside CI.
     fn spark_fixture_dir() -> Option<PathBuf> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/conformance/delta-kernel-rs-data/stats-writing-all-types/delta");
+        let dir = crate::fixtures::conformance_root()
+            .join("delta-kernel-rs-data/stats-writing-all-types/delta");
         if dir.is_dir() {
             return Some(dir);
         }
