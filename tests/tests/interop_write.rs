@@ -168,37 +168,7 @@ impl Peers {
 // ---------------------------------------------------------------------------------------
 // Canonical rows (as in interop_deltars.rs)
 
-/// Sort object keys recursively so that rows compare independently of key order.
-fn canonical(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), canonical(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        // Floats compare at 15 significant digits: a float32 widened to f64 is printed
-        // with different (equally valid) digit counts by Python and Rust.
-        Value::Number(n) if n.is_f64() => {
-            Value::String(format!("{:.14e}", n.as_f64().unwrap_or_default()))
-        }
-        other => other.clone(),
-    }
-}
-
-fn sorted_rows(rows: impl IntoIterator<Item = Value>) -> Vec<String> {
-    let mut out: Vec<String> = rows
-        .into_iter()
-        .map(|r| canonical(&r).to_string())
-        .collect();
-    out.sort();
-    out
-}
+use common::{comparable as canonical, sorted_rows};
 
 fn batch_rows(batches: &[RecordBatch]) -> Vec<String> {
     sorted_rows(batches.iter().flat_map(|b| {

@@ -251,3 +251,37 @@ pub fn read_parquet_dir(dir: &std::path::Path) -> Vec<RecordBatch> {
     }
     batches
 }
+
+/// A peer's row (canonical JSON from `tests/python/interop_json.py` or
+/// `pipeline::output::row_to_json`) in comparable form: object keys sorted recursively, and
+/// floats at 15 significant digits (a float32 widened to f64 is printed with different,
+/// equally valid, digit counts by Python and Rust).
+pub fn comparable(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), comparable(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(comparable).collect()),
+        Value::Number(n) if n.is_f64() => {
+            Value::String(format!("{:.14e}", n.as_f64().unwrap_or_default()))
+        }
+        other => other.clone(),
+    }
+}
+
+/// Rows in comparable form, as sorted strings (a multiset).
+pub fn sorted_rows(rows: impl IntoIterator<Item = Value>) -> Vec<String> {
+    let mut out: Vec<String> = rows
+        .into_iter()
+        .map(|r| comparable(&r).to_string())
+        .collect();
+    out.sort();
+    out
+}

@@ -140,35 +140,9 @@ impl Spark {
     }
 }
 
-/// Sort object keys recursively and compare floats at 15 significant digits (a float32
-/// widened to f64 prints with different, equally valid, digit counts in Python and Rust).
-pub fn canonical(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), canonical(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        Value::Number(n) if n.is_f64() => {
-            Value::String(format!("{:.14e}", n.as_f64().unwrap_or_default()))
-        }
-        other => other.clone(),
-    }
-}
-
+/// Rows in comparable form (see [`super::common::sorted_rows`]).
 pub fn sorted_rows(rows: impl IntoIterator<Item = Value>) -> Vec<String> {
-    let mut out: Vec<String> = rows
-        .into_iter()
-        .map(|r| canonical(&r).to_string())
-        .collect();
-    out.sort();
-    out
+    super::common::sorted_rows(rows)
 }
 
 /// A short description of how two sorted row sets differ.
