@@ -126,11 +126,10 @@ say "MEDILAKE_PYTHON=$MEDILAKE_PYTHON"
 say "MEDILAKE_DELTARS_TABLES=$MEDILAKE_DELTARS_TABLES"
 say "MEDILAKE_SPARK_ADDR=${MEDILAKE_SPARK_ADDR:-<unset>}"
 
-# --- Rust ---
+# --- Rust ---------------------------------------------------------------------
 # Property tests explore from a fixed seed so that a run is repeatable; set
 # PROPTEST_RNG_SEED yourself to explore elsewhere.
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261125}"
-------------------------------------------------------------------
 # Not exec: the EXIT trap must stop the Spark peer afterwards. set -e passes on the status.
 cargo test --workspace --locked "$@"
 if [[ -n "${MEDILAKE_SPARK_SUMMARY:-}" && -f "$MEDILAKE_SPARK_SUMMARY" ]]; then
