@@ -501,9 +501,9 @@ pub fn encode_checkpoint(state: &crate::log::TableState) -> Result<Vec<u8>> {
     }));
     actions.extend(state.files.iter().cloned().map(Action::Add));
     let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(
-            parquet::basic::ZstdLevel::default(),
-        ))
+        // Snappy, as Spark and delta-rs write checkpoints: every reader decodes a checkpoint
+        // on every load, and zstd's per-column-chunk decoder setup dominates small ones.
+        .set_compression(parquet::basic::Compression::SNAPPY)
         .set_max_row_group_row_count(Some(CHECKPOINT_WRITE_ROWS * 8))
         .build();
     let mut out = Vec::new();
