@@ -6,6 +6,7 @@ Usage:
   bench_write_deltars.py appends TABLE --appends N [--rows R] [--csv FILE]
   bench_write_deltars.py compact TABLE [--target-size BYTES]
   bench_write_deltars.py zorder TABLE --columns a,b [--target-size BYTES]
+  bench_write_deltars.py vacuum TABLE [--retain-hours H] [--lite]
 
 `write`   JSON lines to Delta, as deltalake users do it: every file read with
           `pyarrow.json.read_json`, then `write_deltalake(TABLE, ..., mode="append",
@@ -23,6 +24,10 @@ Usage:
           last 100 appends (and p90, max, mean); `--csv` writes `append,ms` per append.
 `compact` `DeltaTable(TABLE).optimize.compact(target_size=...)`.
 `zorder`  `DeltaTable(TABLE).optimize.z_order(columns, target_size=...)`.
+`vacuum`  `DeltaTable(TABLE).vacuum(retention_hours=H (default 0), dry_run=False,
+          enforce_retention_duration=False, full=True)`: full mode lists the table's
+          directory for untracked files too, as `medilake table vacuum` does; `--lite`
+          only deletes the files named by tombstones.
 
 Each command prints `key value` lines: its own in-process seconds and what delta-rs
 reported. Whole-process time and peak memory are measured from outside (see
@@ -178,6 +183,22 @@ def cmd_zorder(a: argparse.Namespace) -> None:
     _print_metrics(metrics)
 
 
+def cmd_vacuum(a: argparse.Namespace) -> None:
+    from deltalake import DeltaTable
+
+    t0 = time.perf_counter()
+    deleted = DeltaTable(a.table).vacuum(
+        retention_hours=a.retain_hours,
+        dry_run=False,
+        enforce_retention_duration=False,
+        full=not a.lite,
+    )
+    seconds = time.perf_counter() - t0
+    print(f"engine deltalake-{_version()}")
+    print(f"seconds {seconds:.3f}")
+    print(f"files_deleted {len(deleted)}")
+
+
 def _version() -> str:
     import deltalake
 
@@ -204,10 +225,18 @@ def main() -> None:
     z.add_argument("table")
     z.add_argument("--columns", required=True)
     z.add_argument("--target-size", type=int)
+    v = sub.add_parser("vacuum")
+    v.add_argument("table")
+    v.add_argument("--retain-hours", type=int, default=0)
+    v.add_argument("--lite", action="store_true")
     a = p.parse_args()
-    {"write": cmd_write, "appends": cmd_appends, "compact": cmd_compact, "zorder": cmd_zorder}[
-        a.command
-    ](a)
+    {
+        "write": cmd_write,
+        "appends": cmd_appends,
+        "compact": cmd_compact,
+        "zorder": cmd_zorder,
+        "vacuum": cmd_vacuum,
+    }[a.command](a)
 
 
 if __name__ == "__main__":
