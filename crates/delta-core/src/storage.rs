@@ -40,6 +40,10 @@ pub(crate) struct ListedFile {
     pub(crate) last_modified_ms: i64,
 }
 
+/// The multipart part size of uploads to local disk and memory (see
+/// [`Storage::upload_part_cap`]).
+const LOCAL_UPLOAD_PART_BYTES: usize = 64 * 1024;
+
 /// A store and the root of one table in it.
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -302,6 +306,18 @@ impl Storage {
             location.clone(),
             capacity_bytes,
         )
+    }
+
+    /// The largest multipart part size worth buffering for this store. Cloud object stores need
+    /// parts of 5 MiB (S3's minimum), so their uploads buffer that much; a local file system or
+    /// memory takes parts of any size, so uploads there hold at most
+    /// [`LOCAL_UPLOAD_PART_BYTES`] before writing to the staged file, which keeps a write to
+    /// thousands of partitions from holding every file's bytes in memory.
+    pub(crate) fn upload_part_cap(&self) -> usize {
+        match self.url.scheme() {
+            "file" | "memory" => LOCAL_UPLOAD_PART_BYTES,
+            _ => usize::MAX,
+        }
     }
 
     /// Delete an object; a missing object is not an error.

@@ -7,28 +7,38 @@
 //! use the physical column names of the table (and parquet field ids in `id` column mapping mode,
 //! §11) and never contain partition columns or `void` columns.
 //!
-//! Memory stays bounded however many partitions a write touches: every open file's buffered
-//! bytes (the parquet writer's in-progress row group plus the upload buffer) are tracked, and when
-//! their sum exceeds [`WriterOptions::max_buffered_bytes`] the largest open files are completed
-//! early. A later row of such a partition simply opens another file.
+//! Memory stays bounded however many partitions a write touches, without cutting small files.
+//! Rows are first buffered per partition as Arrow batches (a fresh parquet row group holds some
+//! tens of KiB of encoder state per column, too much to keep open for thousands of partitions).
+//! A partition's rows are encoded into its open file as one row group when they reach a row
+//! group's worth, or earlier when the buffered bytes of the whole writer (pending rows plus every
+//! open file's upload buffer) exceed [`WriterOptions::max_buffered_bytes`]: then the partition
+//! with the most pending bytes is encoded first. A file stays open between row groups (it then
+//! holds only its upload buffer) and is completed at the target size or at the end; only when the
+//! upload buffers alone exceed the budget are the largest open files completed early.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
-use arrow::compute::{CastOptions, can_cast_types, cast_with_options, take_record_batch};
+use arrow::compute::{
+    CastOptions, can_cast_types, cast_with_options, concat_batches, take_record_batch,
+};
 use arrow::datatypes::{
     DataType as ArrowDataType, Schema as ArrowSchema, SchemaRef, TimeUnit, TimestampNanosecondType,
 };
 use arrow::row::{RowConverter, SortField};
+use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::task::JoinSet;
 
 use crate::action::{Add, Metadata, PartitionValues};
 use crate::clock::Clock;
@@ -47,7 +57,7 @@ const DEFAULT_ROW_GROUP_ROWS: usize = 1024 * 1024;
 /// Maximum encoded bytes per parquet row group (also capped by the memory budget).
 const ROW_GROUP_BYTES: usize = 64 * MIB;
 /// Default memory budget across all open files.
-const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * MIB;
+const DEFAULT_MAX_BUFFERED_BYTES: usize = 192 * MIB;
 /// Default size of one multipart upload part (the S3 minimum).
 const DEFAULT_UPLOAD_PART_BYTES: usize = 5 * MIB;
 /// The table property naming the target data file size in bytes.
@@ -59,6 +69,20 @@ const MAX_CHUNK_ROWS: usize = 8192;
 const MIN_CHUNK_BYTES: usize = 64 * 1024;
 /// The largest in-memory size of a write chunk.
 const MAX_CHUNK_BYTES: usize = 4 * MIB;
+/// How many encoding tasks a [`DataWriter`] runs at once (the CLI's runtime has one worker per
+/// core; the splitting of batches goes on beside them).
+const ENCODE_CONCURRENCY: usize = 2;
+/// How many files [`DataWriter::finish`] completes at once.
+const COMPLETE_CONCURRENCY: usize = 16;
+/// A partition's pending batches are merged into one when there are this many (small batches
+/// are what a write with many partitions produces: one per partition and input batch).
+const COALESCE_BATCHES: usize = 8;
+/// The memory of a batch that [`RecordBatch::get_array_memory_size`] does not count (the array
+/// structures themselves, their `Arc`s and buffer headers), per column: small, but a write to
+/// thousands of partitions holds tens of thousands of small batches.
+const ARRAY_OVERHEAD_BYTES: usize = 256;
+/// Pending batches at least this large are left alone when merging.
+const COALESCE_MAX_BYTES: usize = MIB;
 /// The file name prefix when none is given.
 const DEFAULT_FILE_PREFIX: &str = "part";
 
@@ -82,10 +106,11 @@ pub(crate) struct WriterOptions {
     /// The most rows in one parquet row group (default 1 Mi rows; row groups are also cut at
     /// 64 MiB of encoded data, or at the memory budget when that is smaller).
     pub(crate) row_group_rows: usize,
-    /// The memory budget across all open files (default 256 MiB): when the buffered bytes of the
+    /// The memory budget across all open files (default 192 MiB): when the buffered bytes of the
     /// open files exceed it, the largest open files are completed early.
     pub(crate) max_buffered_bytes: usize,
-    /// The upload buffer of each open file and the multipart part size (default 5 MiB).
+    /// The upload buffer of each open file and the multipart part size (default 5 MiB, capped
+    /// by [`Storage::upload_part_cap`]: 64 KiB on local disk).
     pub(crate) upload_part_bytes: usize,
 }
 
@@ -217,6 +242,43 @@ impl Layout {
     }
 }
 
+/// Rows of one partition waiting to be encoded, as conformed logical batches that own their
+/// memory (never slices that keep a larger input batch alive).
+#[derive(Default)]
+struct Pending {
+    /// The batches, in arrival order.
+    batches: Vec<RecordBatch>,
+    /// Their rows.
+    rows: usize,
+    /// Their Arrow memory.
+    bytes: usize,
+    /// The partition's rank in order of first appearance (for a deterministic file order).
+    first_seen: u64,
+}
+
+impl Pending {
+    /// Merges the small batches into one when there are many, so that statistics and encoding
+    /// work on batches of a useful size. Every byte is copied a few times at most: a merged batch
+    /// that reaches [`COALESCE_MAX_BYTES`] is never merged again.
+    fn coalesce(&mut self, schema: &SchemaRef) -> Result<()> {
+        if self.batches.len() < COALESCE_BATCHES {
+            return Ok(());
+        }
+        let (small, mut kept): (Vec<RecordBatch>, Vec<RecordBatch>) =
+            std::mem::take(&mut self.batches)
+                .into_iter()
+                .partition(|b| b.get_array_memory_size() < COALESCE_MAX_BYTES);
+        if small.len() > 1 {
+            kept.push(concat_batches(schema, &small)?);
+        } else {
+            kept.extend(small);
+        }
+        self.bytes = kept.iter().map(batch_memory).sum();
+        self.batches = kept;
+        Ok(())
+    }
+}
+
 /// A data file being written.
 struct OpenFile {
     /// The parquet writer streaming into the upload.
@@ -237,7 +299,8 @@ struct OpenFile {
 
 impl OpenFile {
     /// The memory this file holds: the parquet writer's in-progress row group (its estimated
-    /// memory or encoded size, whichever is larger) plus what the upload may buffer.
+    /// memory or encoded size, whichever is larger; none between row groups) plus what the
+    /// upload may buffer.
     ///
     /// Encoded bytes reach the upload only when a row group is flushed; it keeps them in memory
     /// up to its capacity (`upload_part_bytes`) and then sends them as multipart parts, so it
@@ -270,37 +333,27 @@ impl OpenFile {
 /// write fails, or the commit that should publish the files fails, call [`DataWriter::abort`] to
 /// delete every file written so far. ([`DataWriter::finish`] cleans up by itself when it fails.)
 pub(crate) struct DataWriter {
-    /// Where the files go.
-    storage: Storage,
-    /// The logical table schema.
-    schema: StructType,
-    /// Logical names of the partition columns.
-    partition_columns: Vec<String>,
-    /// The column mapping mode.
-    mode: ColumnMappingMode,
-    /// Which statistics to collect.
-    stats_config: StatsConfig,
-    /// Sizes and budgets.
-    options: WriterOptions,
-    /// Time stamps and file ids.
-    clock: Arc<dyn Clock>,
-    /// The first part of every file name (`part`).
-    file_prefix: String,
-    /// The column layout.
-    layout: Layout,
+    /// What encoding tasks share: where and how files are written.
+    files: Arc<FileFactory>,
     /// Groups rows by partition (`None` for unpartitioned tables).
     converter: Option<RowConverter>,
-    /// The parquet writer properties.
-    properties: WriterProperties,
-    /// The open files by formatted partition values (in partition column order).
+    /// The rows waiting to be encoded, by formatted partition values.
+    pending: HashMap<PartitionKey, Pending>,
+    /// The number of partitions seen so far (the next [`Pending::first_seen`]).
+    partitions_seen: u64,
+    /// The open files by formatted partition values (in partition column order), except those
+    /// lent to an encoding task.
     open: HashMap<PartitionKey, OpenFile>,
-    /// The adds of completed files.
-    adds: Vec<Add>,
-    /// Every file started, completed or not, for [`DataWriter::abort`].
-    started: Vec<Path>,
-    /// The number of the next file.
-    next_file: u64,
-    /// The sum of [`OpenFile::buffered`] over the open files.
+    /// The encoding tasks running: each encodes the pending rows of one partition into its file
+    /// on a runtime worker, so that encoding runs beside the splitting of the next batches.
+    encoding: JoinSet<EncodeOutcome>,
+    /// The bytes each running encoding task took out of [`DataWriter::buffered_bytes`]'s
+    /// accounting (its rows and its file's buffer; still counted until it returns).
+    in_flight: HashMap<PartitionKey, usize>,
+    /// The adds of completed files, with the files' sequence numbers.
+    adds: Vec<(u64, Add)>,
+    /// The sum of [`Pending::bytes`], of [`OpenFile::buffered`] over the open files and of the
+    /// bytes held by encoding tasks.
     buffered_bytes: usize,
     /// The largest value [`DataWriter::buffered_bytes`] reached (before early completions).
     peak_buffered_bytes: usize,
@@ -311,11 +364,13 @@ pub(crate) struct DataWriter {
 impl std::fmt::Debug for DataWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataWriter")
-            .field("table", &self.storage.url().as_str())
-            .field("partition_columns", &self.partition_columns)
-            .field("mode", &self.mode)
-            .field("options", &self.options)
+            .field("table", &self.files.storage.url().as_str())
+            .field("partition_columns", &self.files.partition_columns)
+            .field("mode", &self.files.mode)
+            .field("options", &self.files.options)
+            .field("pending_partitions", &self.pending.len())
             .field("open_files", &self.open.len())
+            .field("encoding", &self.in_flight.len())
             .field("completed_files", &self.adds.len())
             .field("buffered_bytes", &self.buffered_bytes)
             .finish_non_exhaustive()
@@ -383,24 +438,33 @@ impl DataWriter {
             target_file_size_bytes: options.target_file_size_bytes.max(1),
             row_group_rows: options.row_group_rows.max(1),
             max_buffered_bytes: options.max_buffered_bytes,
-            upload_part_bytes: options.upload_part_bytes.max(1),
+            upload_part_bytes: options
+                .upload_part_bytes
+                .min(storage.upload_part_cap())
+                .max(1),
         };
         Ok(Self {
-            storage,
-            schema,
-            partition_columns,
-            mode,
-            stats_config: stats,
-            options,
-            clock,
-            file_prefix,
-            layout,
+            files: Arc::new(FileFactory {
+                storage,
+                schema,
+                partition_columns,
+                mode,
+                stats_config: stats,
+                options,
+                clock,
+                file_prefix,
+                layout,
+                properties,
+                next_file: AtomicU64::new(0),
+                started: Mutex::new(Vec::new()),
+            }),
             converter,
-            properties,
+            pending: HashMap::new(),
+            partitions_seen: 0,
             open: HashMap::new(),
+            encoding: JoinSet::new(),
+            in_flight: HashMap::new(),
             adds: Vec::new(),
-            started: Vec::new(),
-            next_file: 0,
             buffered_bytes: 0,
             peak_buffered_bytes: 0,
             failed: false,
@@ -447,23 +511,49 @@ impl DataWriter {
             let _ = self.abort().await;
             return Err(failed_error());
         }
+        let flushed = match self.flush_all_pending().await {
+            Ok(()) => self.join_all().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = flushed {
+            let _ = self.abort().await;
+            return Err(e);
+        }
+        tracing::debug!(
+            peak_buffered_bytes = self.peak_buffered_bytes,
+            completed_files = self.adds.len(),
+            open_files = self.open.len(),
+            "data writer finishing"
+        );
         let mut files: Vec<OpenFile> = self.open.drain().map(|(_, file)| file).collect();
         files.sort_by_key(|f| f.sequence);
-        let mut files = files.into_iter();
-        while let Some(file) = files.next() {
-            self.buffered_bytes = self.buffered_bytes.saturating_sub(file.buffered);
-            match complete_file(file, self.clock.as_ref()).await {
+        self.buffered_bytes = 0;
+        // Completing a file is mostly waiting for storage (on local disk: a directory, a staged
+        // file and a rename), so several complete at once. Every file runs to its end, so that
+        // on an error none is left half-uploaded, and `abort` then deletes them all.
+        let clock = self.files.clock.clone();
+        let results: Vec<Result<(u64, Add)>> = futures::stream::iter(files)
+            .map(|file| complete_file(file, clock.as_ref()))
+            .buffered(COMPLETE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for result in results {
+            match result {
                 Ok(add) => self.adds.push(add),
                 Err(e) => {
-                    for file in files {
-                        cancel_upload(file).await;
-                    }
-                    let _ = self.abort().await;
-                    return Err(e);
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(std::mem::take(&mut self.adds))
+        if let Some(e) = first_error {
+            let _ = self.abort().await;
+            return Err(e);
+        }
+        // Encoding tasks complete files in no fixed order: order the adds by file number.
+        let mut adds = std::mem::take(&mut self.adds);
+        adds.sort_by_key(|(sequence, _)| *sequence);
+        Ok(adds.into_iter().map(|(_, add)| add).collect())
     }
 
     /// Abort: cancel the uploads of open files and delete every file written or started so far
@@ -472,15 +562,27 @@ impl DataWriter {
     /// # Errors
     /// The first [`Error::Storage`] met while deleting, after all deletions were attempted.
     pub(crate) async fn abort(mut self) -> Result<()> {
+        self.pending.clear();
+        // Let running encoding tasks end (never drop an upload half-way), then cancel every
+        // upload still open.
+        while let Some(joined) = self.encoding.join_next().await {
+            if let Ok(outcome) = joined
+                && let Ok(Some(file)) = outcome.result.map(|(file, _)| file)
+            {
+                cancel_upload(file).await;
+            }
+        }
         for (_, file) in self.open.drain() {
             cancel_upload(file).await;
         }
+        let started = std::mem::take(&mut *self.files.started());
+        let storage = &self.files.storage;
         let mut first_error = None;
-        for location in &self.started {
-            if let Err(e) = self.storage.delete(location).await {
+        for location in &started {
+            if let Err(e) = storage.delete(location).await {
                 tracing::warn!(
                     "cannot delete aborted data file {}: {e}",
-                    self.storage.display(location)
+                    storage.display(location)
                 );
                 first_error.get_or_insert(e);
             }
@@ -497,15 +599,15 @@ impl DataWriter {
     /// The batch as the table's logical columns, in schema order, with the table's types.
     fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let rows = batch.num_rows();
-        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.schema.fields.len()];
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.files.schema.fields.len()];
         for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
             let name = field.name();
-            let index = self.schema.index_of(name).ok_or_else(|| {
+            let index = self.files.schema.index_of(name).ok_or_else(|| {
                 Error::invalid(format!("column `{name}` is not in the table schema"))
             })?;
             let (Some(slot), Some(target)) = (
                 columns.get_mut(index),
-                self.layout.logical.fields().get(index),
+                self.files.layout.logical.fields().get(index),
             ) else {
                 return Err(Error::invalid(format!(
                     "column `{name}` is not in the table schema"
@@ -519,7 +621,7 @@ impl DataWriter {
             *slot = Some(conform_column(array, target.data_type(), name)?);
         }
         let mut arrays = Vec::with_capacity(columns.len());
-        for (column, field) in columns.into_iter().zip(self.layout.logical.fields()) {
+        for (column, field) in columns.into_iter().zip(self.files.layout.logical.fields()) {
             let array = match column {
                 Some(array) => array,
                 None if field.is_nullable() => {
@@ -542,7 +644,7 @@ impl DataWriter {
         }
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(RecordBatch::try_new_with_options(
-            self.layout.logical.clone(),
+            self.files.layout.logical.clone(),
             arrays,
             &options,
         )?)
@@ -556,13 +658,15 @@ impl DataWriter {
         groups: Vec<(PartitionKey, Option<UInt32Array>)>,
     ) -> Result<()> {
         for (key, indices) in groups {
-            let slice = match indices {
+            // `take` copies the partition's rows, so that buffering them does not keep the
+            // whole input batch alive.
+            let rows = match indices {
                 Some(indices) => take_record_batch(logical, &indices)?,
                 None => logical.clone(),
             };
-            self.write_partition(&key, &slice).await?;
+            self.buffer(key, rows).await?;
         }
-        Ok(())
+        self.enforce_budget().await
     }
 
     /// The rows of each partition in the batch: its formatted partition values and the row
@@ -575,6 +679,7 @@ impl DataWriter {
             return Ok(vec![(Vec::new(), None)]);
         };
         let columns: Vec<ArrayRef> = self
+            .files
             .layout
             .partition_indices
             .iter()
@@ -616,20 +721,220 @@ impl DataWriter {
             .collect()
     }
 
-    /// Writes the rows of one partition in chunks.
-    async fn write_partition(&mut self, key: &[Option<String>], slice: &RecordBatch) -> Result<()> {
-        let rows = slice.num_rows();
-        let chunk_rows = self.chunk_rows(slice);
-        let mut offset = 0;
-        while offset < rows {
-            let len = chunk_rows.min(rows - offset);
-            self.write_chunk(key, &slice.slice(offset, len)).await?;
-            offset += len;
+    /// Adds rows to a partition's pending batches, encoding them as a row group once they are a
+    /// row group's worth.
+    async fn buffer(&mut self, key: PartitionKey, rows: RecordBatch) -> Result<()> {
+        let bytes = batch_memory(&rows);
+        let row_group_bytes = self.pending_row_group_bytes();
+        let row_group_rows = self.files.options.row_group_rows;
+        let schema = self.files.layout.logical.clone();
+        let next_rank = self.partitions_seen;
+        let pending = self.pending.entry(key.clone()).or_insert_with(|| Pending {
+            first_seen: next_rank,
+            ..Pending::default()
+        });
+        if pending.first_seen == next_rank {
+            self.partitions_seen += 1;
+        }
+        let before = pending.bytes;
+        pending.rows += rows.num_rows();
+        pending.bytes += bytes;
+        pending.batches.push(rows);
+        pending.coalesce(&schema)?;
+        let full = pending.rows >= row_group_rows || pending.bytes >= row_group_bytes;
+        self.buffered_bytes = self
+            .buffered_bytes
+            .saturating_sub(before)
+            .saturating_add(pending.bytes);
+        self.peak_buffered_bytes = self.peak_buffered_bytes.max(self.buffered_bytes);
+        if full {
+            self.flush_partition(&key).await?;
         }
         Ok(())
     }
 
-    /// How many rows of `batch` to hand to a parquet writer at once.
+    /// The pending Arrow bytes at which a partition's rows are encoded as a row group.
+    fn pending_row_group_bytes(&self) -> usize {
+        ROW_GROUP_BYTES
+            .min(self.files.options.max_buffered_bytes / 4)
+            .max(1)
+    }
+
+    /// Encodes pending rows until the buffered bytes fit the budget: the partition with the most
+    /// pending bytes first, waiting for running encodings when they hold enough; when nothing is
+    /// pending or encoding, the open file with the largest upload buffer is completed.
+    async fn enforce_budget(&mut self) -> Result<()> {
+        let budget = self.files.options.max_buffered_bytes;
+        while self.buffered_bytes > budget {
+            let in_flight: usize = self.in_flight.values().sum();
+            let largest_pending = self
+                .pending
+                .iter()
+                .filter(|(key, p)| p.bytes > 0 && !self.in_flight.contains_key(*key))
+                .max_by_key(|(_, p)| (p.bytes, Reverse(p.first_seen)))
+                .map(|(key, _)| key.clone());
+            if self.buffered_bytes.saturating_sub(in_flight) > budget
+                && let Some(key) = largest_pending
+            {
+                self.flush_partition(&key).await?;
+                continue;
+            }
+            if !self.encoding.is_empty() {
+                self.join_one().await?;
+                continue;
+            }
+            let largest_file = self
+                .open
+                .iter()
+                .max_by_key(|(_, f)| (f.buffered, Reverse(f.sequence)))
+                .map(|(key, _)| key.clone());
+            match largest_file {
+                Some(key) => self.complete(&key).await?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes every pending partition, in order of first appearance.
+    async fn flush_all_pending(&mut self) -> Result<()> {
+        let mut keys: Vec<(u64, PartitionKey)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.rows > 0)
+            .map(|(key, p)| (p.first_seen, key.clone()))
+            .collect();
+        keys.sort_unstable();
+        for (_, key) in keys {
+            self.flush_partition(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts encoding a partition's pending rows into its open file (opening one when needed,
+    /// rolling over at the target size), as a task of its own; the task ends the row group, so
+    /// that the file holds no encoder state until its next rows. At most
+    /// [`ENCODE_CONCURRENCY`] tasks run at once, and one partition is encoded by one task at a
+    /// time (its rows stay in order).
+    async fn flush_partition(&mut self, key: &[Option<String>]) -> Result<()> {
+        while self.in_flight.contains_key(key) {
+            self.join_one().await?;
+        }
+        while self.encoding.len() >= ENCODE_CONCURRENCY {
+            self.join_one().await?;
+        }
+        let Some(pending) = self.pending.get_mut(key) else {
+            return Ok(());
+        };
+        if pending.rows == 0 {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut pending.batches);
+        let mut held = std::mem::take(&mut pending.bytes);
+        pending.rows = 0;
+        let file = self.open.remove(key);
+        held += file.as_ref().map_or(0, |f| f.buffered);
+        let key = key.to_vec();
+        self.in_flight.insert(key.clone(), held);
+        let files = self.files.clone();
+        self.encoding.spawn(async move {
+            let result = encode_rows(&files, &key, file, batches).await;
+            EncodeOutcome { key, result }
+        });
+        Ok(())
+    }
+
+    /// Waits for one encoding task and takes back its file and its completed files.
+    async fn join_one(&mut self) -> Result<()> {
+        let Some(joined) = self.encoding.join_next().await else {
+            return Ok(());
+        };
+        let outcome = joined.map_err(|e| {
+            Error::invalid(format!("a data file encoding task did not finish: {e}"))
+        })?;
+        let held = self.in_flight.remove(&outcome.key).unwrap_or(0);
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(held);
+        let (file, adds) = outcome.result?;
+        self.adds.extend(adds);
+        if let Some(mut file) = file {
+            file.buffered = file.measure(self.files.options.upload_part_bytes);
+            self.buffered_bytes = self.buffered_bytes.saturating_add(file.buffered);
+            self.open.insert(outcome.key, file);
+        }
+        Ok(())
+    }
+
+    /// Waits for every encoding task.
+    async fn join_all(&mut self) -> Result<()> {
+        while !self.encoding.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Completes the open file of partition `key` and records its add.
+    async fn complete(&mut self, key: &[Option<String>]) -> Result<()> {
+        let Some(file) = self.open.remove(key) else {
+            return Ok(());
+        };
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(file.buffered);
+        let add = complete_file(file, self.files.clock.as_ref()).await?;
+        self.adds.push(add);
+        Ok(())
+    }
+}
+
+/// What an encoding task gives back: the partition, and its file (still open, or `None` when
+/// its last file was completed) with the adds of the files it completed.
+struct EncodeOutcome {
+    /// The partition.
+    key: PartitionKey,
+    /// The open file and the completed files' adds (with their sequence numbers).
+    result: Result<Encoded>,
+}
+
+/// What encoding a partition's rows leaves: its file, still open (or `None` when the last file
+/// was completed), and the adds of the files completed, with their sequence numbers.
+type Encoded = (Option<OpenFile>, Vec<(u64, Add)>);
+
+/// Where and how a [`DataWriter`]'s files are written: shared by its encoding tasks.
+struct FileFactory {
+    /// Where the files go.
+    storage: Storage,
+    /// The logical table schema.
+    schema: StructType,
+    /// Logical names of the partition columns.
+    partition_columns: Vec<String>,
+    /// The column mapping mode.
+    mode: ColumnMappingMode,
+    /// Which statistics to collect.
+    stats_config: StatsConfig,
+    /// Sizes and budgets.
+    options: WriterOptions,
+    /// Time stamps and file ids.
+    clock: Arc<dyn Clock>,
+    /// The first part of every file name (`part`).
+    file_prefix: String,
+    /// The column layout.
+    layout: Layout,
+    /// The parquet writer properties.
+    properties: WriterProperties,
+    /// The number of the next file.
+    next_file: AtomicU64,
+    /// Every file started, completed or not, for [`DataWriter::abort`].
+    started: Mutex<Vec<Path>>,
+}
+
+impl FileFactory {
+    /// The list of started files (a poisoned lock still holds a usable list).
+    fn started(&self) -> std::sync::MutexGuard<'_, Vec<Path>> {
+        self.started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many rows of `batch` to hand to a parquet writer at once, so that roll-over at the
+    /// target size is checked at a fine grain.
     fn chunk_rows(&self, batch: &RecordBatch) -> usize {
         let per_row = (batch.get_array_memory_size() / batch.num_rows().max(1)).max(1);
         let target = usize::try_from(self.options.target_file_size_bytes / 8).unwrap_or(usize::MAX);
@@ -637,13 +942,8 @@ impl DataWriter {
         (chunk_bytes / per_row).clamp(1, MAX_CHUNK_ROWS)
     }
 
-    /// Writes rows of one partition to its open file (opening one when needed), completes the
-    /// file when it reached the target size, and enforces the memory budget.
-    async fn write_chunk(&mut self, key: &[Option<String>], chunk: &RecordBatch) -> Result<()> {
-        if !self.open.contains_key(key) {
-            let file = self.open_file(key)?;
-            self.open.insert(key.to_vec(), file);
-        }
+    /// Writes rows of one partition to `file`: statistics, then the physical columns.
+    async fn write_chunk(&self, file: &mut OpenFile, chunk: &RecordBatch) -> Result<()> {
         let data = chunk.project(&self.layout.data_indices)?;
         let written = self
             .layout
@@ -658,43 +958,15 @@ impl DataWriter {
             .with_match_field_names(false);
         let physical =
             RecordBatch::try_new_with_options(self.layout.physical.clone(), written, &options)?;
-        let upload_part_bytes = self.options.upload_part_bytes;
-        let file = self
-            .open
-            .get_mut(key)
-            .ok_or_else(|| Error::invalid("the data file of a partition was not opened"))?;
         file.stats.update(&data)?;
         file.writer
             .write(&physical)
             .await
-            .map_err(|e| Error::parquet(&file.display, e))?;
-        let before = file.buffered;
-        file.buffered = file.measure(upload_part_bytes);
-        let full = file.estimated_size() >= self.options.target_file_size_bytes;
-        self.buffered_bytes = self
-            .buffered_bytes
-            .saturating_sub(before)
-            .saturating_add(file.buffered);
-        self.peak_buffered_bytes = self.peak_buffered_bytes.max(self.buffered_bytes);
-        if full {
-            self.complete(key).await?;
-        }
-        while self.buffered_bytes > self.options.max_buffered_bytes {
-            let largest = self
-                .open
-                .iter()
-                .max_by_key(|(_, f)| (f.buffered, Reverse(f.sequence)))
-                .map(|(key, _)| key.clone());
-            match largest {
-                Some(key) => self.complete(&key).await?,
-                None => break,
-            }
-        }
-        Ok(())
+            .map_err(|e| Error::parquet(&file.display, e))
     }
 
     /// Opens a new data file for the partition `key`.
-    fn open_file(&mut self, key: &[Option<String>]) -> Result<OpenFile> {
+    fn open_file(&self, key: &[Option<String>]) -> Result<OpenFile> {
         let mut relative = String::new();
         let mut partition_values = PartitionValues::with_capacity(key.len());
         for (column, value) in self.layout.partition_physical.iter().zip(key) {
@@ -702,8 +974,7 @@ impl DataWriter {
             relative.push('/');
             partition_values.insert(column.clone(), value.clone());
         }
-        let sequence = self.next_file;
-        self.next_file += 1;
+        let sequence = self.next_file.fetch_add(1, Ordering::Relaxed);
         relative.push_str(&format!(
             "{}-{sequence:05}-{}-c000.zstd.parquet",
             self.file_prefix,
@@ -731,7 +1002,7 @@ impl DataWriter {
             self.mode,
             &self.stats_config,
         )?;
-        self.started.push(location);
+        self.started().push(location);
         Ok(OpenFile {
             writer,
             display,
@@ -742,17 +1013,70 @@ impl DataWriter {
             sequence,
         })
     }
+}
 
-    /// Completes the open file of partition `key` and records its add.
-    async fn complete(&mut self, key: &[Option<String>]) -> Result<()> {
-        let Some(file) = self.open.remove(key) else {
-            return Ok(());
-        };
-        self.buffered_bytes = self.buffered_bytes.saturating_sub(file.buffered);
-        let add = complete_file(file, self.clock.as_ref()).await?;
-        self.adds.push(add);
-        Ok(())
+/// Encodes rows of the partition `key` into `file` (or a new file), completing files at the
+/// target size, and ends the row group. On an error the open file's upload is cancelled.
+async fn encode_rows(
+    files: &FileFactory,
+    key: &[Option<String>],
+    file: Option<OpenFile>,
+    batches: Vec<RecordBatch>,
+) -> Result<Encoded> {
+    let mut file = file;
+    let mut adds = Vec::new();
+    let outcome = encode_into(files, key, &mut file, batches, &mut adds).await;
+    match outcome {
+        Ok(()) => Ok((file, adds)),
+        Err(e) => {
+            if let Some(file) = file {
+                cancel_upload(file).await;
+            }
+            Err(e)
+        }
     }
+}
+
+/// The body of [`encode_rows`].
+async fn encode_into(
+    files: &FileFactory,
+    key: &[Option<String>],
+    file: &mut Option<OpenFile>,
+    batches: Vec<RecordBatch>,
+    adds: &mut Vec<(u64, Add)>,
+) -> Result<()> {
+    let target = files.options.target_file_size_bytes;
+    for batch in batches {
+        let rows = batch.num_rows();
+        let chunk_rows = files.chunk_rows(&batch);
+        let mut offset = 0;
+        while offset < rows {
+            let len = chunk_rows.min(rows - offset);
+            let open = match file {
+                Some(open) => open,
+                None => file.insert(files.open_file(key)?),
+            };
+            files.write_chunk(open, &batch.slice(offset, len)).await?;
+            offset += len;
+            if open.estimated_size() >= target
+                && let Some(full) = file.take()
+            {
+                adds.push(complete_file(full, files.clock.as_ref()).await?);
+            }
+        }
+    }
+    if let Some(open) = file.as_mut() {
+        open.writer
+            .flush()
+            .await
+            .map_err(|e| Error::parquet(&open.display, e))?;
+    }
+    Ok(())
+}
+
+/// The memory a buffered batch holds: its buffers plus the array structures around them.
+fn batch_memory(batch: &RecordBatch) -> usize {
+    batch.get_array_memory_size() + ARRAY_OVERHEAD_BYTES * (batch.num_columns() + 1)
 }
 
 /// The error of using a writer after a failed write.
@@ -770,7 +1094,7 @@ async fn cancel_upload(file: OpenFile) {
 }
 
 /// Finishes the parquet file and uploads its tail; returns its add.
-async fn complete_file(mut file: OpenFile, clock: &dyn Clock) -> Result<Add> {
+async fn complete_file(mut file: OpenFile, clock: &dyn Clock) -> Result<(u64, Add)> {
     file.writer
         .finish()
         .await
@@ -778,7 +1102,7 @@ async fn complete_file(mut file: OpenFile, clock: &dyn Clock) -> Result<Add> {
     let size = i64::try_from(file.writer.bytes_written())
         .map_err(|_| Error::invalid(format!("{} is too large", file.display)))?;
     let stats = file.stats.finish()?;
-    Ok(Add {
+    let add = Add {
         path: file.add_path,
         partition_values: file.partition_values,
         size,
@@ -786,7 +1110,8 @@ async fn complete_file(mut file: OpenFile, clock: &dyn Clock) -> Result<Add> {
         data_change: true,
         stats: Some(stats),
         ..Default::default()
-    })
+    };
+    Ok((file.sequence, add))
 }
 
 /// Converts one batch column to the table's logical type `target`.
@@ -1590,8 +1915,10 @@ mod tests {
             field("s", DataType::STRING, true),
             field("p", DataType::INTEGER, true),
         ]);
+        // Small row groups, so that rows are encoded (and files roll over) during the writes.
         let options = WriterOptions {
             target_file_size_bytes: 8 * 1024,
+            row_group_rows: 100,
             ..WriterOptions::default()
         };
         let mut w = writer(&store, &schema, &["p"], ColumnMappingMode::None, options);
@@ -1604,15 +1931,26 @@ mod tests {
             ]);
             w.write(&b).await.unwrap();
         }
-        // A small write to another partition leaves a file open.
+        // A write of one row group to another partition leaves a file open; a smaller one to a
+        // third partition leaves rows pending.
         let b = batch(vec![
-            ("id", ids(9000, 3)),
-            ("s", long_strings(9000, 3)),
-            ("p", Arc::new(Int32Array::from(vec![7, 7, 7]))),
+            ("id", ids(9000, 150)),
+            ("s", long_strings(9000, 150)),
+            ("p", Arc::new(Int32Array::from(vec![7; 150]))),
+        ]);
+        w.write(&b).await.unwrap();
+        let b = batch(vec![
+            ("id", ids(9500, 3)),
+            ("s", long_strings(9500, 3)),
+            ("p", Arc::new(Int32Array::from(vec![8; 3]))),
         ]);
         w.write(&b).await.unwrap();
         assert!(!w.adds.is_empty(), "some files completed by roll-over");
-        assert!(!w.open.is_empty(), "some files still open");
+        assert!(
+            !w.open.is_empty() || !w.in_flight.is_empty(),
+            "some files still open"
+        );
+        assert!(w.pending.values().any(|p| p.rows > 0), "some rows pending");
         assert!(!list(&store).await.is_empty());
         w.abort().await.unwrap();
         assert_eq!(list(&store).await, Vec::<String>::new());
@@ -1626,7 +1964,9 @@ mod tests {
             field("part", DataType::INTEGER, true),
             field("s", DataType::STRING, true),
         ]);
-        // About 50 open files: each holds some 76 KiB of column writer buffers when fresh.
+        // 200 partitions: a fresh row group holds some 76 KiB of column writer buffers, so 200
+        // files in the middle of a row group would take the budget four times over; buffering
+        // rows per partition keeps one file per partition anyway.
         let budget = 4 * MIB;
         let part_bytes = 8 * 1024;
         let options = WriterOptions {
@@ -1666,10 +2006,10 @@ mod tests {
             "peak {peak} > budget {budget} + batch {largest_batch} + upload buffer {part_bytes}"
         );
         let adds = w.finish().await.unwrap();
-        assert!(
-            adds.len() > partitions,
-            "{} files: the budget closed files early",
-            adds.len()
+        assert_eq!(
+            adds.len(),
+            partitions,
+            "one file per partition: the budget must not cut files early"
         );
         let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
         for add in &adds {

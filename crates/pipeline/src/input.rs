@@ -41,8 +41,9 @@ use crate::cli::InputFormat;
 /// Records (JSON objects, CSV rows) of each file read to infer column types.
 pub const INFER_RECORDS: usize = 1000;
 
-/// Rows per batch handed to the writer.
-pub const BATCH_ROWS: usize = 8192;
+/// Rows per batch handed to the writer. Large enough that splitting a batch by partition still
+/// leaves useful slices when a write touches thousands of partitions.
+pub const BATCH_ROWS: usize = 65_536;
 
 /// One input file as named on the command line.
 #[derive(Debug, Clone)]
