@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
 use arrow::compute::take_record_batch;
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 use futures::TryStreamExt;
 
 use crate::action::Add;
@@ -443,7 +443,7 @@ impl OptimizeBuilder {
             let keys = row_keys(&converters, &batch)?;
             for row in 0..batch.num_rows() {
                 if seen.is_multiple_of(stride) {
-                    sample.push(keys.iter().map(|k| k[row].clone()).collect());
+                    sample.push(keys.iter().map(|k| k.row(row).as_ref().to_vec()).collect());
                     if sample.len() >= 2 * SAMPLE_ROWS {
                         sample = sample.into_iter().step_by(2).collect();
                         stride *= 2;
@@ -456,27 +456,32 @@ impl OptimizeBuilder {
         if total_rows == 0 {
             return Ok((Vec::new(), 0));
         }
-        let boundaries: Vec<zorder::rank::Boundaries<Vec<u8>>> = (0..dims)
+        let boundaries: Vec<zorder::rank::ByteBoundaries> = (0..dims)
             .map(|d| {
                 let mut keys: Vec<Vec<u8>> = sample.iter().map(|r| r[d].clone()).collect();
                 keys.sort_unstable();
-                zorder::rank::Boundaries::from_sorted_sample(
+                zorder::rank::ByteBoundaries::new(zorder::rank::Boundaries::from_sorted_sample(
                     &keys,
                     u32::try_from(buckets).unwrap_or(u32::MAX),
-                )
+                ))
             })
             .collect();
         let index_of = |keys: &[&[u8]]| -> u128 {
             let mut point = [0u32; 8];
-            for (d, key) in keys.iter().enumerate() {
-                let b = &boundaries[d];
-                point[d] = zorder::rank::spread(b.bucket(&key.to_vec()), b.bucket_count(), bits);
+            for ((coordinate, key), b) in point.iter_mut().zip(keys).zip(&boundaries) {
+                *coordinate = zorder::rank::spread(b.bucket(key), b.bucket_count(), bits);
             }
             curve_index(curve, &point[..dims], bits)
         };
         let mut sample_indices: Vec<u128> = sample
             .iter()
-            .map(|r| index_of(&r.iter().map(Vec::as_slice).collect::<Vec<_>>()))
+            .map(|r| {
+                let mut keys: [&[u8]; 8] = [&[]; 8];
+                for (slot, key) in keys.iter_mut().zip(r) {
+                    *slot = key.as_slice();
+                }
+                index_of(&keys[..dims])
+            })
             .collect();
         sample_indices.sort_unstable();
         let files = usize::try_from(bin.bytes.div_ceil(target).max(1)).unwrap_or(1);
@@ -523,8 +528,11 @@ impl OptimizeBuilder {
                 let keys = row_keys(&converters, &key_batch)?;
                 let mut routes: Vec<Vec<u64>> = vec![Vec::new(); files];
                 for row in 0..batch.num_rows() {
-                    let row_keys: Vec<&[u8]> = keys.iter().map(|k| k[row].as_slice()).collect();
-                    let index = index_of(&row_keys);
+                    let mut row_keys: [&[u8]; 8] = [&[]; 8];
+                    for (slot, k) in row_keys.iter_mut().zip(&keys) {
+                        *slot = k.row(row).data();
+                    }
+                    let index = index_of(&row_keys[..dims]);
                     let file = splits.partition_point(|s| *s <= index);
                     routes[file].push(row as u64);
                 }
@@ -557,14 +565,11 @@ impl OptimizeBuilder {
 }
 
 /// Order-preserving byte keys of each column of `batch` (NULL first, NaN last).
-fn row_keys(converters: &[RowConverter], batch: &RecordBatch) -> Result<Vec<Vec<Vec<u8>>>> {
+fn row_keys(converters: &[RowConverter], batch: &RecordBatch) -> Result<Vec<Rows>> {
     converters
         .iter()
         .zip(batch.columns())
-        .map(|(converter, column)| {
-            let rows = converter.convert_columns(std::slice::from_ref(column))?;
-            Ok(rows.iter().map(|r| r.as_ref().to_vec()).collect())
-        })
+        .map(|(converter, column)| Ok(converter.convert_columns(std::slice::from_ref(column))?))
         .collect()
 }
 

@@ -407,9 +407,97 @@ fn split_evenly<K>(runs: &[Run<'_, K>], buckets: usize, offset: usize, ends: &mu
     ends.push(offset + runs.len() - 1);
 }
 
+/// [`Boundaries`] over byte-string keys (such as Arrow's row format) with a faster lookup: each
+/// boundary's first 16 bytes are kept as a big-endian `u128`, so most comparisons of a binary
+/// search are one integer comparison instead of a `memcmp` call.
+///
+/// Byte strings compare as their zero-padded 16-byte prefixes do whenever those differ (a
+/// shorter string padded with zeros never sorts after a longer one it is a prefix of); only
+/// equal prefixes fall back to comparing the whole strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByteBoundaries {
+    /// The boundaries.
+    inner: Boundaries<Vec<u8>>,
+    /// The 16-byte prefix of every upper bound, in the same order.
+    prefixes: Vec<u128>,
+}
+
+impl ByteBoundaries {
+    /// The byte-key form of `boundaries`.
+    #[must_use]
+    pub fn new(boundaries: Boundaries<Vec<u8>>) -> Self {
+        let prefixes = boundaries.uppers.iter().map(|k| prefix16(k)).collect();
+        Self {
+            inner: boundaries,
+            prefixes,
+        }
+    }
+
+    /// The number of buckets (as [`Boundaries::bucket_count`]).
+    #[must_use]
+    pub fn bucket_count(&self) -> u32 {
+        self.inner.bucket_count()
+    }
+
+    /// The bucket of `key`, equal to [`Boundaries::bucket`] on the same boundaries.
+    #[must_use]
+    #[inline]
+    pub fn bucket(&self, key: &[u8]) -> u32 {
+        let prefix = prefix16(key);
+        let uppers = &self.inner.uppers;
+        let below = self.prefixes.partition_point(|p| *p < prefix);
+        let equal_end = below + self.prefixes[below..].partition_point(|p| *p == prefix);
+        // Uppers with the same prefix: compare them whole (they are sorted too).
+        let tied = uppers.get(below..equal_end).map_or(0, |tied| {
+            tied.partition_point(|upper| upper.as_slice() < key)
+        });
+        // At most uppers.len(), which fits in a u32 (see bucket_count).
+        (below + tied) as u32
+    }
+}
+
+/// The first 16 bytes of `key` as a big-endian integer, zero-padded.
+#[inline]
+fn prefix16(key: &[u8]) -> u128 {
+    let mut bytes = [0u8; 16];
+    let n = key.len().min(16);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u128::from_be_bytes(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod byte_boundaries {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The prefix lookup gives the same bucket as the plain binary search, for keys
+            /// that share long prefixes, are prefixes of each other or end in zero bytes.
+            #[test]
+            fn same_bucket_as_boundaries(
+                mut sample in proptest::collection::vec(
+                    proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), any::<u8>()], 0..24),
+                    0..200,
+                ),
+                probes in proptest::collection::vec(
+                    proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), any::<u8>()], 0..24),
+                    1..100,
+                ),
+                buckets in 1u32..64,
+            ) {
+                sample.sort();
+                let plain = Boundaries::from_sorted_sample(&sample, buckets);
+                let fast = ByteBoundaries::new(plain.clone());
+                prop_assert_eq!(fast.bucket_count(), plain.bucket_count());
+                for key in probes.iter().chain(&sample) {
+                    prop_assert_eq!(fast.bucket(key), plain.bucket(key));
+                }
+            }
+        }
+    }
 
     /// Sizes of the buckets that `keys` (sorted) fall into.
     fn sizes<K: Ord + Clone>(boundaries: &Boundaries<K>, keys: &[K]) -> Vec<usize> {
