@@ -756,3 +756,105 @@ fn two_engines_take_turns_on_one_table() {
         expected_version + 1
     ));
 }
+
+/// Cross-engine conflicts, made deterministic: our transaction reads version v, Spark then
+/// commits v+1, then ours commits. A blind append rebases onto Spark's commit (v+2); a delete
+/// of a partition that Spark's commit rewrote fails with a conflict naming Spark's version and
+/// operation, and commits nothing. (The other way round, Spark's transaction losing to ours,
+/// cannot be staged from outside its JVM: see tests/SPARK.md.)
+#[test]
+fn cross_engine_conflicts_are_deterministic() {
+    let Some(mut spark) = spark::Spark::connect("cross-engine conflicts") else {
+        return;
+    };
+    let rt = common::runtime();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("conflicts");
+    let table = open(&dir);
+    let _ = rt
+        .block_on(
+            table
+                .write()
+                .with_partition_columns(["grp"])
+                .execute(stream(vec![ops_batch(0..16)])),
+        )
+        .expect("create");
+
+    // 1. A blind append that read version v, while Spark commits v+1.
+    let read_version = rt.block_on(table.snapshot()).expect("snapshot").version();
+    let (reached, reached_rx) = std::sync::mpsc::channel::<()>();
+    let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
+    // The write loads its snapshot before it polls its input: the first poll means "read".
+    let gated = futures::stream::once(async move {
+        let _ = reached.send(());
+        let _ = go_rx.await;
+        Ok(ops_batch(500..506))
+    })
+    .boxed();
+    let append = rt.spawn(table.write().execute(gated));
+    reached_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("our append read the table");
+    spark
+        .sql(
+            &dir,
+            &["INSERT INTO {t} VALUES ('spark', 1, 900, 1.0, 'spark row')"],
+        )
+        .expect("Spark's insert");
+    let _ = go.send(());
+    let report = rt
+        .block_on(append)
+        .expect("append task")
+        .expect("a blind append rebases over Spark's insert");
+    assert_eq!(
+        report.version,
+        Some(read_version + 2),
+        "our append lands after Spark's commit"
+    );
+
+    // 2. A delete of one partition that read version v, while Spark rewrites that partition.
+    let snapshot = rt.block_on(table.snapshot()).expect("snapshot");
+    let v = snapshot.version();
+    let site = "Zürich";
+    let files: Vec<_> = snapshot
+        .files()
+        .iter()
+        .filter(|a| a.partition_values.get("grp").cloned().flatten().as_deref() == Some(site))
+        .cloned()
+        .collect();
+    assert!(!files.is_empty(), "the partition has files");
+    let mut txn = table.transaction(&snapshot).with_operation("DELETE");
+    txn.read_data(
+        Some(parse(&format!("grp = '{site}'")).expect("predicate")),
+        files.iter().map(|a| a.path.clone()),
+    );
+    txn.remove_files(files, true);
+    spark
+        .sql(
+            &dir,
+            &[&format!(
+                "UPDATE {{t}} SET label = 'spark' WHERE grp = '{site}'"
+            )],
+        )
+        .expect("Spark's update");
+    match rt.block_on(txn.commit()) {
+        Err(delta_core::Error::Conflict {
+            winning_version,
+            operation,
+            reason,
+        }) => {
+            assert_eq!(winning_version, v + 1, "names Spark's commit ({reason})");
+            assert_eq!(operation, "UPDATE", "names Spark's operation ({reason})");
+        }
+        other => panic!("expected a conflict with Spark's update, got {other:?}"),
+    }
+    let (version, ours) = rt.block_on(our_rows(&open(&dir), None)).expect("our read");
+    assert_eq!(version, v + 1, "the losing delete committed nothing");
+    let theirs = spark::sorted_rows(spark.rows(&dir, None).expect("Spark read"));
+    assert_eq!(ours, theirs, "{}", spark::diff(&ours, &theirs));
+    spark::summary(&format!(
+        "cross-engine conflicts: append rebased to v{}, delete lost to Spark's UPDATE at v{}",
+        read_version + 2,
+        v + 1
+    ));
+}
