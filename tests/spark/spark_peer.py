@@ -10,6 +10,7 @@ is up, so a reader of that file can connect at once) and answers line-delimited 
   {"op":"detail","path":P}                   -> {"ok":true,"detail":{minReaderVersion,..}}
   {"op":"sql","statements":[..]}             -> {"ok":true,"rows":[rows of the last, as JSON]}
   {"op":"make_tables","out":DIR}             -> {"ok":true,"manifest":{..}}  (cached by hash)
+  {"op":"scan_files","path":P,"filter":F}    -> {"ok":true,"files_read":N,"rows":M}
 
 Any failure is {"ok":false,"error":"<exception class and message>"}. Requests are served
 one at a time (a lock around Spark), from any number of connections: the Rust test
@@ -222,17 +223,42 @@ class Peer:
                     df = self.spark.sql(stmt)
                     last = [plain(r) for r in df.collect()]
                 return {"rows": last}
-            if op == "input_files":
-                df = self.spark.read.format("delta").load(req["path"])
-                if req.get("filter"):
-                    df = df.where(req["filter"])
-                from pyspark.sql.functions import input_file_name
-
-                files = sorted({r[0] for r in df.select(input_file_name()).collect()})
-                return {"files": files}
+            if op == "scan_files":
+                return scan_files(self.spark, req["path"], req.get("filter"))
             if op == "make_tables":
                 return {"manifest": make_tables(self.spark, req["out"])}
             raise ValueError(f"unknown op {op!r}")
+
+
+def scan_files(spark, path: str, where) -> dict:
+    """How many files Spark's scan of the table opens for `where` (Delta's data skipping on
+    the files' statistics decides which), from the scan node's `numFiles` metric, with the
+    rows the query returns. Adaptive execution is off for the query so that the executed plan
+    is the one that ran."""
+    previous = spark.conf.get("spark.sql.adaptive.enabled")
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    try:
+        df = spark.read.format("delta").load(path)
+        if where:
+            df = df.where(where)
+        # collect() runs this DataFrame's own plan (count() would plan a new one), whose scan
+        # node then holds the metrics.
+        rows = len(df.collect())
+        plan = df._jdf.queryExecution().executedPlan()
+        leaves = plan.collectLeaves()
+        files = 0
+        scans = 0
+        it = leaves.iterator()
+        while it.hasNext():
+            metrics = it.next().metrics()
+            if metrics.contains("numFiles"):
+                files += int(metrics.apply("numFiles").value())
+                scans += 1
+        if scans == 0:
+            raise ValueError("no file scan with a numFiles metric in the executed plan")
+        return {"files_read": files, "rows": rows}
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", previous)
 
 
 def generator_hash() -> str:

@@ -858,3 +858,95 @@ fn cross_engine_conflicts_are_deterministic() {
         v + 1
     ));
 }
+
+/// Spark's data skipping uses our statistics: on a table of eight appends with disjoint id
+/// ranges, a point filter opens one file of eight and a range filter the files it overlaps;
+/// after Hilbert clustering by (id, amount) into several files, a point filter on either
+/// column opens fewer files than the table has. The counts are the `numFiles` metric of
+/// Spark's scan node, and the rows Spark counts match ours.
+#[test]
+fn spark_skips_files_with_our_stats() {
+    let Some(mut spark) = spark::Spark::connect("Spark data skipping on our stats") else {
+        return;
+    };
+    let rt = common::runtime();
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    let dir = tmp.path().join("ranges");
+    let table = open(&dir);
+    for c in 0..8i64 {
+        let _ = rt
+            .block_on(
+                table
+                    .write()
+                    .execute(stream(vec![ops_batch(c * 10..c * 10 + 10)])),
+            )
+            .expect("append");
+    }
+    for (filter, files, rows) in [("id = 15", 1, 1), ("id >= 40", 4, 40), ("id < 100", 8, 80)] {
+        let got = spark.scan_files(&dir, filter).expect("Spark scan");
+        assert_eq!(got, (files, rows), "`{filter}`: (files read, rows)");
+    }
+
+    let dir = tmp.path().join("clustered");
+    let table = open(&dir);
+    for c in 0..4i64 {
+        let _ = rt
+            .block_on(
+                table
+                    .write()
+                    .execute(stream(vec![ops_batch(c * 500..c * 500 + 500)])),
+            )
+            .expect("append");
+    }
+    let before: u64 = rt
+        .block_on(table.snapshot())
+        .expect("snapshot")
+        .files()
+        .iter()
+        .map(|a| u64::try_from(a.size).unwrap_or(0))
+        .sum();
+    let _ = rt
+        .block_on(
+            table
+                .optimize()
+                .with_zorder(["id", "amount"], Some(Curve::Hilbert))
+                .with_target_size((before / 8).max(1))
+                .run(),
+        )
+        .expect("cluster");
+    let total = rt
+        .block_on(table.snapshot())
+        .expect("snapshot")
+        .files()
+        .len() as u64;
+    assert!(total >= 4, "clustering made {total} files");
+    let mut summary = Vec::new();
+    for filter in ["id = 1234", "amount = 300.0"] {
+        let (files, rows) = spark.scan_files(&dir, filter).expect("Spark scan");
+        let snapshot = rt.block_on(table.snapshot()).expect("snapshot");
+        let ours = rt
+            .block_on(
+                snapshot
+                    .scan()
+                    .with_predicate(parse(filter).expect("filter"))
+                    .build()
+                    .expect("scan")
+                    .collect(),
+            )
+            .expect("our scan")
+            .iter()
+            .map(|b| b.num_rows() as u64)
+            .sum::<u64>();
+        assert_eq!(rows, ours, "`{filter}`: Spark and we count the same rows");
+        assert!(
+            files < total,
+            "`{filter}`: Spark opened {files} of {total} clustered files"
+        );
+        summary.push(format!("`{filter}` {files}/{total}"));
+    }
+    spark::summary(&format!(
+        "Spark data skipping on our stats: 3 filters exact on 8 range files; clustered: {}",
+        summary.join(", ")
+    ));
+}

@@ -131,6 +131,18 @@ impl Spark {
         Ok(v["rows"].as_array().cloned().unwrap_or_default())
     }
 
+    /// How many files Spark's scan of the table at `dir` opens for the SQL condition `filter`
+    /// (Delta's data skipping on the files' statistics decides), and the rows it counts.
+    pub fn scan_files(&mut self, dir: &Path, filter: &str) -> Result<(u64, u64), String> {
+        let v = self.call(
+            &json!({"op": "scan_files", "path": dir.to_str().expect("UTF-8 path"), "filter": filter}),
+        )?;
+        match (v["files_read"].as_u64(), v["rows"].as_u64()) {
+            (Some(files), Some(rows)) => Ok((files, rows)),
+            _ => Err(format!("scan_files: unexpected answer {v}")),
+        }
+    }
+
     /// The Spark-written tables (built once per generator version, cached under `out`).
     pub fn make_tables(&mut self, out: &Path) -> Result<Value, String> {
         Ok(
