@@ -1,7 +1,9 @@
 //! Reading checkpoints (protocol "Checkpoints"): classic, multi-part and V2 with sidecars.
 //!
 //! A parquet checkpoint has one nullable struct column per action type and one action per
-//! row. Rows are decoded through Arrow's JSON writer into the same serde types that commits
+//! row. It is replayed batch by batch (never held whole): `add` rows are decoded straight
+//! from the Arrow columns, and only those still live after the newer commits are built;
+//! the few other rows go through Arrow's JSON writer into the same serde types that commits
 //! use, so both paths share one definition of every action. Checkpoints that carry only
 //! typed statistics (`add.stats_parsed`) get their JSON `stats` rebuilt from them.
 //! Unknown columns and fields (Spark's `maxRowIndex`, Databricks' `rowIdHighWaterMark`,
@@ -9,13 +11,14 @@
 
 use std::collections::HashMap;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
-use crate::action::{Action, parse_commit};
+use crate::action::{Action, Add, Sidecar, parse_commit};
+use crate::log::Replay;
 use crate::storage::Storage;
 use crate::{Error, Result};
 
@@ -34,49 +37,103 @@ const STATE_COLUMNS: [&str; 8] = [
 /// Rows decoded per batch; bounds memory while reading big checkpoints.
 const CHECKPOINT_BATCH_ROWS: usize = 8192;
 
-/// Read every action of one checkpoint file (parquet or V2 JSON), without sidecars.
+/// Checkpoint files up to this size are fetched with one request and decoded from memory;
+/// bigger ones are read column chunk by column chunk, one row group at a time. Small
+/// checkpoints are the common case, and there the round trips of ranged reads (footer, then
+/// column chunks) cost more than the decoding.
+const WHOLE_READ_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Replay one checkpoint file (parquet, or the JSON form of a V2 checkpoint) into `replay`
+/// batch by batch, and return the sidecars it names (to be replayed next). Memory stays at
+/// one decoded batch whatever the size of the checkpoint.
 ///
 /// # Errors
 /// [`Error::Corrupt`] or [`Error::Parquet`] naming the file when it cannot be decoded.
-pub(crate) async fn read_checkpoint_file(
+pub(crate) async fn replay_checkpoint_file(
     storage: &Storage,
     location: &Path,
     size: Option<u64>,
-) -> Result<Vec<Action>> {
+    replay: &mut Replay,
+) -> Result<Vec<Sidecar>> {
     if location.as_ref().ends_with(".json") {
-        let bytes = storage.read(location).await?;
-        return parse_commit(&bytes, &storage.display(location));
+        let bytes = match size {
+            Some(size) => storage.read_sized(location, size).await?,
+            None => storage.read(location).await?,
+        };
+        let actions = parse_commit(&bytes, &storage.display(location))?;
+        let sidecars = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Sidecar(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        replay.apply(actions, None);
+        return Ok(sidecars);
     }
-    read_parquet_actions(storage, location, size).await
+    let mut sink = BatchSink {
+        replay,
+        sidecars: Vec::new(),
+        rows: 0,
+    };
+    replay_parquet(storage, location, size, &mut sink).await?;
+    Ok(sink.sidecars)
 }
 
-/// Read the actions in a parquet checkpoint or sidecar.
-async fn read_parquet_actions(
+/// Where decoded checkpoint batches go.
+struct BatchSink<'a> {
+    replay: &'a mut Replay,
+    sidecars: Vec<Sidecar>,
+    /// Rows of the file seen so far (row numbers in error messages count from 0).
+    rows: usize,
+}
+
+/// Replay the actions of a parquet checkpoint or sidecar into `sink`.
+async fn replay_parquet(
     storage: &Storage,
     location: &Path,
     size: Option<u64>,
-) -> Result<Vec<Action>> {
+    sink: &mut BatchSink<'_>,
+) -> Result<()> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let display = storage.display(location);
     let name = display.as_str();
+    if let Some(size) = size.filter(|s| (1..=WHOLE_READ_MAX_BYTES).contains(s)) {
+        let bytes = storage.read_sized(location, size).await?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| Error::parquet(name, e))?;
+        sink.reserve(builder.metadata());
+        let mask = state_projection(&builder);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(CHECKPOINT_BATCH_ROWS)
+            .build()
+            .map_err(|e| Error::parquet(name, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::parquet(name, e.into()))?;
+            sink.batch(&batch, name)?;
+        }
+        return Ok(());
+    }
     let reader = storage.parquet_file(location, size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(|e| Error::parquet(name, e))?;
+    sink.reserve(builder.metadata());
     let mask = state_projection(&builder);
-    let stream = builder
+    let mut stream = builder
         .with_projection(mask)
         .with_batch_size(CHECKPOINT_BATCH_ROWS)
         .build()
         .map_err(|e| Error::parquet(name, e))?;
-    let batches: Vec<RecordBatch> = stream
-        .try_collect()
+    while let Some(batch) = stream
+        .try_next()
         .await
-        .map_err(|e| Error::parquet(name, e))?;
-    let mut actions = Vec::new();
-    for batch in &batches {
-        decode_batch(batch, name, &mut actions)?;
+        .map_err(|e| Error::parquet(name, e))?
+    {
+        sink.batch(&batch, name)?;
     }
-    Ok(actions)
+    Ok(())
 }
 
 /// The leaves of a checkpoint worth decoding: every state column, but not the typed
@@ -123,73 +180,115 @@ fn state_projection<T>(
     ProjectionMask::leaves(schema, leaves)
 }
 
-/// Decode one checkpoint batch into actions.
-fn decode_batch(batch: &RecordBatch, name: &str, out: &mut Vec<Action>) -> Result<()> {
-    // Fast path for the bulk of a checkpoint: `add` rows decoded straight from the columns.
-    // Rows holding other actions (few) and unusual layouts go through the JSON path below.
-    let batch = match batch.schema().index_of("add").ok().and_then(|i| {
-        let adds = decode_adds(
-            batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<arrow::array::StructArray>()?,
-        )?;
-        Some((i, adds))
-    }) {
-        Some((index, adds)) => {
-            out.extend(adds.into_iter().flatten().map(Action::Add));
-            let rest: Vec<usize> = (0..batch.num_columns()).filter(|c| *c != index).collect();
-            let projected = batch.project(&rest)?;
-            let others = (0..projected.num_columns())
-                .any(|c| projected.column(c).null_count() < projected.num_rows());
-            if !others {
-                return Ok(());
-            }
-            projected
-        }
-        None => batch.clone(),
-    };
-    let batch = &batch;
-    let mut buf = Vec::new();
-    {
-        let mut writer = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(false)
-            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
-        writer
-            .write(batch)
-            .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
-        writer
-            .finish()
-            .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
+impl BatchSink<'_> {
+    /// Size the live-file list for the rows of this file: a checkpoint is mostly `add`s.
+    fn reserve(&mut self, metadata: &parquet::file::metadata::ParquetMetaData) {
+        let rows = metadata.file_metadata().num_rows();
+        self.replay
+            .reserve_files(usize::try_from(rows).unwrap_or_default());
     }
-    for (index, line) in buf.split(|b| *b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
+
+    /// Replay one checkpoint batch. `add` rows (the bulk of a checkpoint) are decoded
+    /// straight from the columns, and only the live ones are built; rows holding other
+    /// actions (few) and unusual layouts go through Arrow's JSON writer into the same serde
+    /// types commits use.
+    fn batch(&mut self, batch: &RecordBatch, name: &str) -> Result<()> {
+        let first_row = self.rows;
+        self.rows += batch.num_rows();
+        let fast = batch.schema().index_of("add").ok().and_then(|i| {
+            let column = batch.column(i).as_struct_opt()?;
+            Some((i, decode_live_adds(column, self.replay)?))
+        });
+        let rest = match fast {
+            Some((index, adds)) => {
+                for add in adds {
+                    self.replay.push_live_checkpoint_add(add);
+                }
+                let others: Vec<usize> = (0..batch.num_columns()).filter(|c| *c != index).collect();
+                batch.project(&others)?
+            }
+            None => batch.clone(),
+        };
+        self.json_rows(&rest, first_row, name)
+    }
+
+    /// Decode, through JSON, the rows of `batch` where some action column is not null.
+    fn json_rows(&mut self, batch: &RecordBatch, first_row: usize, name: &str) -> Result<()> {
+        use arrow::array::{Array, UInt32Array};
+        let mut present = vec![false; batch.num_rows()];
+        for column in batch.columns() {
+            match column.logical_nulls() {
+                None => present.fill(true),
+                Some(nulls) => {
+                    for (row, valid) in nulls.iter().enumerate() {
+                        present[row] |= valid;
+                    }
+                }
+            }
         }
-        let row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
-            .map_err(|e| Error::corrupt(name, format!("row {index}: {e}")))?;
-        for (key, mut body) in row {
-            if body.is_null() {
+        let rows: Vec<u32> = present
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p)
+            .filter_map(|(row, _)| u32::try_from(row).ok())
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = if rows.len() == batch.num_rows() {
+            batch.clone()
+        } else {
+            arrow::compute::take_record_batch(batch, &UInt32Array::from(rows.clone()))?
+        };
+        let mut buf = Vec::new();
+        {
+            let mut writer = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(false)
+                .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+            writer
+                .write(&batch)
+                .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
+            writer
+                .finish()
+                .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
+        }
+        let mut actions = Vec::with_capacity(rows.len());
+        for (line, row) in buf.split(|b| *b == b'\n').zip(&rows) {
+            let index = first_row + usize::try_from(*row).unwrap_or_default();
+            if line.is_empty() {
                 continue;
             }
-            if key == "add" {
-                normalise_add(&mut body);
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(line)
+                    .map_err(|e| Error::corrupt(name, format!("row {index}: {e}")))?;
+            for (key, mut body) in object {
+                if body.is_null() {
+                    continue;
+                }
+                if key == "add" {
+                    normalise_add(&mut body);
+                }
+                let mut single = serde_json::Map::new();
+                single.insert(key, body);
+                let action =
+                    Action::from_json_value(serde_json::Value::Object(single), name, index + 1)?;
+                if let Action::Sidecar(sidecar) = &action {
+                    self.sidecars.push(sidecar.clone());
+                }
+                actions.push(action);
             }
-            let mut single = serde_json::Map::new();
-            single.insert(key, body);
-            out.push(Action::from_json_value(
-                serde_json::Value::Object(single),
-                name,
-                index + 1,
-            )?);
         }
+        self.replay.apply(actions, None);
+        Ok(())
     }
-    Ok(())
 }
 
-/// Decode the `add` struct column into actions directly (`None` for a layout this fast
-/// path does not know, e.g. other column types, or typed stats that need JSON).
-fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::action::Add>>> {
+/// Decode the `add` struct column into the live adds of the batch (see
+/// [`Replay::checkpoint_add_is_live`]); rows of dead files are never built. `None` for a
+/// layout this fast path does not know (other column types, typed stats that need JSON, a
+/// row without path or size): the caller then decodes the batch through JSON, which
+/// names what is wrong.
+fn decode_live_adds(add: &arrow::array::StructArray, replay: &Replay) -> Option<Vec<Add>> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int32Type, Int64Type};
     if add.column_by_name("stats_parsed").is_some() {
@@ -247,10 +346,9 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
                     .collect(),
             )
         };
-    let mut out = Vec::with_capacity(add.len());
+    let mut out = Vec::with_capacity(add.len() - add.null_count());
     for row in 0..add.len() {
         if add.is_null(row) {
-            out.push(None);
             continue;
         }
         let opt_string = |a: Option<&arrow::array::StringArray>| {
@@ -289,7 +387,10 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
         if path.is_null(row) || size.is_null(row) {
             return None;
         }
-        out.push(Some(crate::action::Add {
+        if !replay.checkpoint_add_is_live(path.value(row), deletion_vector.as_ref()) {
+            continue;
+        }
+        out.push(Add {
             path: path.value(row).to_owned(),
             partition_values: match partition_values {
                 Some(m) if !m.is_null(row) => read_map(m, row)?,
@@ -311,7 +412,7 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
             base_row_id: opt_long(base_row_id),
             default_row_commit_version: opt_long(default_row_commit_version),
             clustering_provider: opt_string(clustering),
-        }));
+        });
     }
     Some(out)
 }
@@ -333,16 +434,17 @@ fn normalise_add(body: &mut serde_json::Value) {
     }
 }
 
-/// Read a sidecar (`_delta_log/_sidecars/<path>`) of a V2 checkpoint.
+/// Replay a sidecar (`_delta_log/_sidecars/<path>`) of a V2 checkpoint into `replay`.
 ///
 /// # Errors
-/// As [`read_checkpoint_file`]; [`Error::Corrupt`] when the sidecar path is not a plain name.
-pub(crate) async fn read_sidecar(
+/// As [`replay_checkpoint_file`]; [`Error::Corrupt`] when the sidecar path is not a plain
+/// name.
+pub(crate) async fn replay_sidecar(
     storage: &Storage,
-    path: &str,
-    size: Option<u64>,
-) -> Result<Vec<Action>> {
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    sidecar: &Sidecar,
+    replay: &mut Replay,
+) -> Result<()> {
+    let decoded = percent_encoding::percent_decode_str(&sidecar.path).decode_utf8_lossy();
     let name = decoded.rsplit('/').next().unwrap_or_default();
     if name.is_empty() || name == ".." || name == "." {
         return Err(Error::corrupt(
@@ -351,7 +453,13 @@ pub(crate) async fn read_sidecar(
         ));
     }
     let location = storage.child(&format!("_delta_log/_sidecars/{name}"), "sidecar action")?;
-    read_parquet_actions(storage, &location, size).await
+    let mut sink = BatchSink {
+        replay,
+        sidecars: Vec::new(),
+        rows: 0,
+    };
+    let size = u64::try_from(sidecar.size_in_bytes).ok();
+    replay_parquet(storage, &location, size, &mut sink).await
 }
 
 /// The Arrow schema of a classic (V1) checkpoint, as Spark writes it.

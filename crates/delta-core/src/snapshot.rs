@@ -16,7 +16,7 @@ use object_store::path::Path;
 use crate::action::{
     Action, Add, CommitInfo, DomainMetadata, Metadata, Protocol, Remove, Txn, parse_commit,
 };
-use crate::checkpoint::{read_checkpoint_file, read_sidecar};
+use crate::checkpoint::{replay_checkpoint_file, replay_sidecar};
 use crate::log::{LogFile, LogSegment, Replay, TableState, build_segment};
 use crate::schema::{ColumnMappingMode, StructType, to_arrow_schema};
 use crate::storage::Storage;
@@ -89,7 +89,7 @@ pub(crate) async fn find_segment(storage: &Storage, target: Option<Version>) -> 
 async fn read_commit(storage: &Storage, file: &LogFile) -> Result<(Version, Vec<Action>)> {
     let location = Path::from(file.location.as_str());
     let name = storage.display(&location);
-    let bytes = match storage.read(&location).await {
+    let bytes = match storage.read_sized(&location, file.size).await {
         Ok(b) => b,
         Err(Error::Storage(object_store::Error::NotFound { .. })) => {
             return Err(Error::corrupt(
@@ -103,7 +103,9 @@ async fn read_commit(storage: &Storage, file: &LogFile) -> Result<(Version, Vec<
     Ok((version, parse_commit(&bytes, &name)?))
 }
 
-/// Replay the checkpoint of `segment` into `replay`, sidecars included.
+/// Replay the checkpoint of `segment` into `replay`, sidecars included. Each file is
+/// streamed into the replay batch by batch, one file at a time, so memory holds one decoded
+/// batch on top of the state being built.
 async fn replay_checkpoint(
     storage: &Storage,
     segment: &LogSegment,
@@ -111,25 +113,9 @@ async fn replay_checkpoint(
 ) -> Result<()> {
     for part in &segment.checkpoint {
         let location = Path::from(part.location.as_str());
-        let actions = read_checkpoint_file(storage, &location, Some(part.size)).await?;
-        let sidecars: Vec<(String, i64)> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Sidecar(s) => Some((s.path.clone(), s.size_in_bytes)),
-                _ => None,
-            })
-            .collect();
-        replay.apply(actions, None);
-        let reads: Vec<_> = sidecars
-            .into_iter()
-            .map(|(path, size)| {
-                let storage = storage.clone();
-                async move { read_sidecar(&storage, &path, u64::try_from(size).ok()).await }
-            })
-            .collect();
-        let mut stream = futures::stream::iter(reads).buffered(LOG_READ_CONCURRENCY);
-        while let Some(actions) = stream.try_next().await? {
-            replay.apply(actions, None);
+        let sidecars = replay_checkpoint_file(storage, &location, Some(part.size), replay).await?;
+        for sidecar in &sidecars {
+            replay_sidecar(storage, sidecar, replay).await?;
         }
     }
     Ok(())
