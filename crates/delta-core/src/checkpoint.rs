@@ -80,6 +80,79 @@ pub(crate) async fn replay_checkpoint_file(
     Ok(sink.sidecars)
 }
 
+/// Checkpoint files up to this size may be read and decoded while the log is still being
+/// listed; they are then held decoded (a few times their size) until the listing confirms
+/// them. Bigger ones are streamed after the listing.
+const PREFETCH_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A single-file parquet checkpoint read and decoded (every `add` built) before the listing
+/// confirmed it.
+pub(crate) struct PrefetchedCheckpoint {
+    location: Path,
+    size: u64,
+    batches: Vec<DecodedBatch>,
+}
+
+/// Read and decode the checkpoint at `location` if it exists and is at most
+/// [`PREFETCH_MAX_BYTES`]; `None` otherwise, and on any error (the normal read, if the
+/// listing picks this file, reports it).
+pub(crate) async fn prefetch_checkpoint(
+    storage: &Storage,
+    location: Path,
+) -> Option<PrefetchedCheckpoint> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bytes = storage
+        .read_if_at_most(&location, PREFETCH_MAX_BYTES)
+        .await
+        .ok()??;
+    let size = u64::try_from(bytes.len()).ok()?;
+    let name = storage.display(&location);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).ok()?;
+    let mask = state_projection(&builder);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(CHECKPOINT_BATCH_ROWS)
+        .build()
+        .ok()?;
+    let mut batches = Vec::new();
+    let mut first_row = 0;
+    for batch in reader {
+        let batch = batch.ok()?;
+        let mut adds = Vec::new();
+        let rest = decode_adds_into(&batch, &mut adds, |_, _| true).ok()?;
+        let others = json_rows(&rest, first_row, &name).ok()?;
+        batches.push(DecodedBatch { adds, others });
+        first_row += batch.num_rows();
+    }
+    Some(PrefetchedCheckpoint {
+        location,
+        size,
+        batches,
+    })
+}
+
+impl PrefetchedCheckpoint {
+    /// Whether this is the checkpoint file `file` of a listing (same location and size).
+    pub(crate) fn is_for(&self, file: &crate::log::LogFile) -> bool {
+        file.location == self.location.as_ref() && file.size == self.size
+    }
+
+    /// Replay the decoded actions into `replay` (as [`replay_checkpoint_file`] would,
+    /// dropping the adds newer commits decided) and return the sidecars it names.
+    pub(crate) fn replay(self, replay: &mut Replay) -> Vec<Sidecar> {
+        let mut sink = BatchSink {
+            replay,
+            sidecars: Vec::new(),
+            rows: 0,
+        };
+        for batch in self.batches {
+            sink.replay.append_checkpoint_adds(batch.adds);
+            sink.apply_others(batch.others);
+        }
+        sink.sidecars
+    }
+}
+
 /// Where decoded checkpoint batches go.
 struct BatchSink<'a> {
     replay: &'a mut Replay,
@@ -188,107 +261,140 @@ impl BatchSink<'_> {
             .reserve_files(usize::try_from(rows).unwrap_or_default());
     }
 
-    /// Replay one checkpoint batch. `add` rows (the bulk of a checkpoint) are decoded
-    /// straight from the columns, and only the live ones are built; rows holding other
-    /// actions (few) and unusual layouts go through Arrow's JSON writer into the same serde
-    /// types commits use.
+    /// Replay one checkpoint batch: live `add`s are decoded straight onto the replay's file
+    /// list (dead ones are never built), then the other rows.
     fn batch(&mut self, batch: &RecordBatch, name: &str) -> Result<()> {
         let first_row = self.rows;
         self.rows += batch.num_rows();
-        let fast = batch.schema().index_of("add").ok().and_then(|i| {
-            let column = batch.column(i).as_struct_opt()?;
-            Some((i, decode_live_adds(column, self.replay)?))
-        });
-        let rest = match fast {
-            Some((index, adds)) => {
-                for add in adds {
-                    self.replay.push_live_checkpoint_add(add);
-                }
-                let others: Vec<usize> = (0..batch.num_columns()).filter(|c| *c != index).collect();
-                batch.project(&others)?
-            }
-            None => batch.clone(),
-        };
-        self.json_rows(&rest, first_row, name)
+        let (decided, files) = self.replay.checkpoint_adds();
+        let rest = decode_adds_into(batch, files, |path, dv| {
+            decided.checkpoint_add_is_live(path, dv)
+        })?;
+        let others = json_rows(&rest, first_row, name)?;
+        self.apply_others(others);
+        Ok(())
     }
 
-    /// Decode, through JSON, the rows of `batch` where some action column is not null.
-    fn json_rows(&mut self, batch: &RecordBatch, first_row: usize, name: &str) -> Result<()> {
-        use arrow::array::{Array, UInt32Array};
-        let mut present = vec![false; batch.num_rows()];
-        for column in batch.columns() {
-            match column.logical_nulls() {
-                None => present.fill(true),
-                Some(nulls) => {
-                    for (row, valid) in nulls.iter().enumerate() {
-                        present[row] |= valid;
-                    }
-                }
-            }
-        }
-        let rows: Vec<u32> = present
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| **p)
-            .filter_map(|(row, _)| u32::try_from(row).ok())
-            .collect();
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let batch = if rows.len() == batch.num_rows() {
-            batch.clone()
-        } else {
-            arrow::compute::take_record_batch(batch, &UInt32Array::from(rows.clone()))?
-        };
-        let mut buf = Vec::new();
-        {
-            let mut writer = arrow::json::WriterBuilder::new()
-                .with_explicit_nulls(false)
-                .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
-            writer
-                .write(&batch)
-                .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
-            writer
-                .finish()
-                .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
-        }
-        let mut actions = Vec::with_capacity(rows.len());
-        for (line, row) in buf.split(|b| *b == b'\n').zip(&rows) {
-            let index = first_row + usize::try_from(*row).unwrap_or_default();
-            if line.is_empty() {
-                continue;
-            }
-            let object: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(line)
-                    .map_err(|e| Error::corrupt(name, format!("row {index}: {e}")))?;
-            for (key, mut body) in object {
-                if body.is_null() {
-                    continue;
-                }
-                if key == "add" {
-                    normalise_add(&mut body);
-                }
-                let mut single = serde_json::Map::new();
-                single.insert(key, body);
-                let action =
-                    Action::from_json_value(serde_json::Value::Object(single), name, index + 1)?;
-                if let Action::Sidecar(sidecar) = &action {
-                    self.sidecars.push(sidecar.clone());
-                }
-                actions.push(action);
-            }
-        }
-        self.replay.apply(actions, None);
-        Ok(())
+    /// Apply the non-`add` actions of a batch (or all of them, for a batch that went
+    /// through JSON), collecting the sidecars.
+    fn apply_others(&mut self, others: Vec<Action>) {
+        self.sidecars.extend(others.iter().filter_map(|a| match a {
+            Action::Sidecar(s) => Some(s.clone()),
+            _ => None,
+        }));
+        self.replay.apply(others, None);
     }
 }
 
-/// Decode the `add` struct column into the live adds of the batch (see
+/// The actions of one checkpoint batch, decoded ahead of the replay.
+struct DecodedBatch {
+    /// `add` rows decoded straight from the columns.
+    adds: Vec<Add>,
+    /// Every other action, in row order (all of them, `add`s included, when the batch had
+    /// to go through JSON).
+    others: Vec<Action>,
+}
+
+/// Decode the `add` rows of `batch` that `is_live` accepts straight from the columns onto
+/// `out`, and return the rest of the batch (the other action columns) for the JSON path.
+/// A layout the fast path does not know leaves `out` as it was and returns the whole batch.
+fn decode_adds_into(
+    batch: &RecordBatch,
+    out: &mut Vec<Add>,
+    is_live: impl Fn(&str, Option<&crate::deletion_vector::DeletionVectorDescriptor>) -> bool,
+) -> Result<RecordBatch> {
+    let Some(index) = batch.schema().index_of("add").ok() else {
+        return Ok(batch.clone());
+    };
+    let Some(column) = batch.column(index).as_struct_opt() else {
+        return Ok(batch.clone());
+    };
+    let before = out.len();
+    if decode_live_adds(column, is_live, out).is_none() {
+        out.truncate(before);
+        return Ok(batch.clone());
+    }
+    let others: Vec<usize> = (0..batch.num_columns()).filter(|c| *c != index).collect();
+    Ok(batch.project(&others)?)
+}
+
+/// Decode, through JSON, the rows of `batch` where some action column is not null.
+fn json_rows(batch: &RecordBatch, first_row: usize, name: &str) -> Result<Vec<Action>> {
+    use arrow::array::{Array, UInt32Array};
+    let mut present = vec![false; batch.num_rows()];
+    for column in batch.columns() {
+        match column.logical_nulls() {
+            None => present.fill(true),
+            Some(nulls) => {
+                for (row, valid) in nulls.iter().enumerate() {
+                    present[row] |= valid;
+                }
+            }
+        }
+    }
+    let rows: Vec<u32> = present
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p)
+        .filter_map(|(row, _)| u32::try_from(row).ok())
+        .collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch = if rows.len() == batch.num_rows() {
+        batch.clone()
+    } else {
+        arrow::compute::take_record_batch(batch, &UInt32Array::from(rows.clone()))?
+    };
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(false)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+        writer
+            .write(&batch)
+            .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
+        writer
+            .finish()
+            .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
+    }
+    let mut actions = Vec::with_capacity(rows.len());
+    for (line, row) in buf.split(|b| *b == b'\n').zip(&rows) {
+        let index = first_row + usize::try_from(*row).unwrap_or_default();
+        if line.is_empty() {
+            continue;
+        }
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+            .map_err(|e| Error::corrupt(name, format!("row {index}: {e}")))?;
+        for (key, mut body) in object {
+            if body.is_null() {
+                continue;
+            }
+            if key == "add" {
+                normalise_add(&mut body);
+            }
+            let mut single = serde_json::Map::new();
+            single.insert(key, body);
+            actions.push(Action::from_json_value(
+                serde_json::Value::Object(single),
+                name,
+                index + 1,
+            )?);
+        }
+    }
+    Ok(actions)
+}
+
+/// Decode the `add` struct column onto `out`, only the rows `is_live` accepts (see
 /// [`Replay::checkpoint_add_is_live`]); rows of dead files are never built. `None` for a
 /// layout this fast path does not know (other column types, typed stats that need JSON, a
-/// row without path or size): the caller then decodes the batch through JSON, which
-/// names what is wrong.
-fn decode_live_adds(add: &arrow::array::StructArray, replay: &Replay) -> Option<Vec<Add>> {
+/// row without path or size), possibly after pushing some rows: the caller then drops
+/// those and decodes the batch through JSON, which names what is wrong.
+fn decode_live_adds(
+    add: &arrow::array::StructArray,
+    is_live: impl Fn(&str, Option<&crate::deletion_vector::DeletionVectorDescriptor>) -> bool,
+    out: &mut Vec<Add>,
+) -> Option<()> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int32Type, Int64Type};
     if add.column_by_name("stats_parsed").is_some() {
@@ -330,23 +436,31 @@ fn decode_live_adds(add: &arrow::array::StructArray, replay: &Replay) -> Option<
         Some(c) => Some(c.as_struct_opt()?),
         None => None,
     };
-    let read_map =
-        |map: &arrow::array::MapArray, row: usize| -> Option<HashMap<String, Option<String>>> {
-            let entries = map.value(row);
-            let keys = entries.column(0).as_string_opt::<i32>()?;
-            let values = entries.column(1).as_string_opt::<i32>()?;
-            Some(
-                (0..entries.len())
-                    .map(|i| {
-                        (
-                            keys.value(i).to_owned(),
-                            (!values.is_null(i)).then(|| values.value(i).to_owned()),
-                        )
-                    })
-                    .collect(),
-            )
-        };
-    let mut out = Vec::with_capacity(add.len() - add.null_count());
+    // Map entries are read through the offsets: `MapArray::value(row)` slices the entry
+    // arrays, which allocates and clones their types for every row.
+    let partition_values = map_parts(partition_values)?;
+    let tags = map_parts(tags)?;
+    let read_map = |(map, keys, values): (
+        &arrow::array::MapArray,
+        &arrow::array::StringArray,
+        &arrow::array::StringArray,
+    ),
+                    row: usize|
+     -> HashMap<String, Option<String>> {
+        let offsets = map.value_offsets();
+        let (start, end) = (offsets[row], offsets[row + 1]);
+        let range =
+            usize::try_from(start).unwrap_or_default()..usize::try_from(end).unwrap_or_default();
+        range
+            .map(|i| {
+                (
+                    keys.value(i).to_owned(),
+                    (!values.is_null(i)).then(|| values.value(i).to_owned()),
+                )
+            })
+            .collect()
+    };
+    out.reserve(add.len() - add.null_count());
     for row in 0..add.len() {
         if add.is_null(row) {
             continue;
@@ -387,13 +501,13 @@ fn decode_live_adds(add: &arrow::array::StructArray, replay: &Replay) -> Option<
         if path.is_null(row) || size.is_null(row) {
             return None;
         }
-        if !replay.checkpoint_add_is_live(path.value(row), deletion_vector.as_ref()) {
+        if !is_live(path.value(row), deletion_vector.as_ref()) {
             continue;
         }
         out.push(Add {
             path: path.value(row).to_owned(),
             partition_values: match partition_values {
-                Some(m) if !m.is_null(row) => read_map(m, row)?,
+                Some(m) if !m.0.is_null(row) => read_map(m, row),
                 _ => HashMap::new(),
             },
             size: size.value(row),
@@ -405,7 +519,7 @@ fn decode_live_adds(add: &arrow::array::StructArray, replay: &Replay) -> Option<
             data_change: data_change.is_some_and(|d| !d.is_null(row) && d.value(row)),
             stats: opt_string(stats),
             tags: match tags {
-                Some(m) if !m.is_null(row) => Some(read_map(m, row)?),
+                Some(m) if !m.0.is_null(row) => Some(read_map(m, row)),
                 _ => None,
             },
             deletion_vector,
@@ -414,8 +528,28 @@ fn decode_live_adds(add: &arrow::array::StructArray, replay: &Replay) -> Option<
             clustering_provider: opt_string(clustering),
         });
     }
-    Some(out)
+    Some(())
 }
+
+/// The key and value arrays of a map column of strings (`Some(None)` when there is no
+/// column, `None` for other types). Entries are then read through the offsets:
+/// `MapArray::value(row)` slices the entry arrays, allocating and cloning their types for
+/// every row.
+fn map_parts(map: Option<&arrow::array::MapArray>) -> Option<MapParts<'_>> {
+    let Some(map) = map else {
+        return Some(None);
+    };
+    let keys = map.keys().as_string_opt::<i32>()?;
+    let values = map.values().as_string_opt::<i32>()?;
+    Some(Some((map, keys, values)))
+}
+
+/// A map column of string keys and values: the map and its key and value arrays.
+type MapParts<'a> = Option<(
+    &'a arrow::array::MapArray,
+    &'a arrow::array::StringArray,
+    &'a arrow::array::StringArray,
+)>;
 
 /// Rebuild `stats` from `stats_parsed` when only the typed form was written, and drop the
 /// typed columns (partition values are always present as strings).

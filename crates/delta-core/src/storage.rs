@@ -256,6 +256,28 @@ impl Storage {
         }
     }
 
+    /// Read a whole object if it exists and is at most `max_bytes` long (`None` otherwise),
+    /// without knowing its size beforehand: the size comes with the response headers (the
+    /// file's metadata on local disk), before the body is read.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on store failures other than "not found".
+    pub(crate) async fn read_if_at_most(
+        &self,
+        location: &Path,
+        max_bytes: u64,
+    ) -> Result<Option<Bytes>> {
+        let result = match self.store.get(location).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if result.meta.size > max_bytes {
+            return Ok(None);
+        }
+        Ok(Some(result.bytes().await?))
+    }
+
     /// Read a whole object, `None` when it does not exist.
     ///
     /// # Errors

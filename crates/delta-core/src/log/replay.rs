@@ -65,18 +65,66 @@ fn dv_id(dv: Option<&crate::deletion_vector::DeletionVectorDescriptor>) -> Optio
     dv.map(crate::deletion_vector::DeletionVectorDescriptor::unique_id)
 }
 
+/// The logical files that newer sources (commits) have already decided, which checkpoint
+/// actions are looked up in.
+#[derive(Debug, Default)]
+pub struct Decided {
+    /// Logical files `(canonical path, no DV)` already decided; split from `seen_with_dv` so
+    /// that the common look-up borrows the path instead of building an owned key.
+    seen_plain: HashSet<String>,
+    /// Logical files `(canonical path, DV id)` already decided.
+    seen_with_dv: HashSet<(String, String)>,
+    /// Paths an `add` claimed: older adds of the path are dead whatever their DV.
+    claimed_paths: HashSet<String>,
+}
+
+impl Decided {
+    /// Record the logical file `(path, dv)` as decided; `false` when it already was.
+    fn remember(&mut self, path: String, dv: Option<String>) -> bool {
+        match dv {
+            None => self.seen_plain.insert(path),
+            Some(dv) => self.seen_with_dv.insert((path, dv)),
+        }
+    }
+
+    /// Whether a checkpoint `add` of `path` (as written in the log) with deletion vector
+    /// `dv` is live, i.e. no newer action decided its logical file and no newer `add`
+    /// claimed its path. A look-up only: the checkpoint is the oldest source and holds each
+    /// logical file once, so nothing older will ask about these keys (this is most of the
+    /// work on tables with many files). Lets a checkpoint decoder skip dead rows before
+    /// building them.
+    #[must_use]
+    pub fn checkpoint_add_is_live(
+        &self,
+        path: &str,
+        dv: Option<&crate::deletion_vector::DeletionVectorDescriptor>,
+    ) -> bool {
+        if self.claimed_paths.is_empty()
+            && self.seen_plain.is_empty()
+            && self.seen_with_dv.is_empty()
+        {
+            return true;
+        }
+        let path = canonical_path_ref(path);
+        if self.claimed_paths.contains(path.as_ref()) {
+            return false;
+        }
+        match dv {
+            None => !self.seen_plain.contains(path.as_ref()),
+            Some(dv) => !self
+                .seen_with_dv
+                .contains(&(path.into_owned(), dv.unique_id())),
+        }
+    }
+}
+
 /// Incremental newest-first replay.
 #[derive(Debug, Default)]
 pub struct Replay {
     version: Version,
     protocol: Option<Protocol>,
     metadata: Option<Metadata>,
-    /// Logical files `(canonical path, no DV)` already decided; split from `seen_with_dv` so
-    /// that the common look-up borrows the path instead of building an owned key.
-    seen_plain: HashSet<String>,
-    /// Logical files `(canonical path, DV id)` already decided.
-    seen_with_dv: HashSet<(String, String)>,
-    claimed_paths: HashSet<String>,
+    decided: Decided,
     files: Vec<Add>,
     tombstones: Vec<Remove>,
     txns: HashMap<String, Txn>,
@@ -166,63 +214,53 @@ impl Replay {
         }
     }
 
-    /// Record the logical file `(path, dv)` as decided; `false` when it already was.
-    fn remember(&mut self, path: String, dv: Option<String>) -> bool {
-        match dv {
-            None => self.seen_plain.insert(path),
-            Some(dv) => self.seen_with_dv.insert((path, dv)),
-        }
-    }
-
     /// An `add` from a commit: it decides its logical file and claims its path.
     fn apply_add(&mut self, add: Add) {
         let path = canonical_path_ref(&add.path).into_owned();
-        if self.claimed_paths.contains(&path) {
+        if self.decided.claimed_paths.contains(&path) {
             return;
         }
-        if !self.remember(path.clone(), dv_id(add.deletion_vector.as_ref())) {
+        if !self
+            .decided
+            .remember(path.clone(), dv_id(add.deletion_vector.as_ref()))
+        {
             return;
         }
-        self.claimed_paths.insert(path);
+        self.decided.claimed_paths.insert(path);
         self.files.push(add);
     }
 
-    /// Whether a checkpoint `add` of `path` (as written in the log) with deletion vector `dv`
-    /// is live, i.e. no newer action decided its logical file and no newer `add` claimed its
-    /// path. A look-up only: the checkpoint is the oldest source and holds each logical file
-    /// once, so nothing older will ask about these keys (this is most of the work on tables
-    /// with many files). Lets a checkpoint decoder skip dead rows before building them.
+    /// See [`Decided::checkpoint_add_is_live`].
     #[must_use]
     pub fn checkpoint_add_is_live(
         &self,
         path: &str,
         dv: Option<&crate::deletion_vector::DeletionVectorDescriptor>,
     ) -> bool {
-        if self.claimed_paths.is_empty()
-            && self.seen_plain.is_empty()
-            && self.seen_with_dv.is_empty()
-        {
-            return true;
-        }
-        let path = canonical_path_ref(path);
-        if self.claimed_paths.contains(path.as_ref()) {
-            return false;
-        }
-        match dv {
-            None => !self.seen_plain.contains(path.as_ref()),
-            Some(dv) => !self
-                .seen_with_dv
-                .contains(&(path.into_owned(), dv.unique_id())),
+        self.decided.checkpoint_add_is_live(path, dv)
+    }
+
+    /// What a checkpoint decoder needs to add live files in place: the decided files to
+    /// look up and the list to push the live ones onto (nothing else may be pushed there).
+    pub(crate) fn checkpoint_adds(&mut self) -> (&Decided, &mut Vec<Add>) {
+        (&self.decided, &mut self.files)
+    }
+
+    /// Keep the live ones of `adds`, checkpoint `add`s decoded ahead of the replay; the list
+    /// is moved, not copied, when it is the first source of files.
+    pub(crate) fn append_checkpoint_adds(&mut self, mut adds: Vec<Add>) {
+        adds.retain(|a| {
+            self.decided
+                .checkpoint_add_is_live(&a.path, a.deletion_vector.as_ref())
+        });
+        if self.files.is_empty() && self.files.capacity() <= adds.capacity() {
+            self.files = adds;
+        } else {
+            self.files.append(&mut adds);
         }
     }
 
-    /// Keep a checkpoint `add` that [`Self::checkpoint_add_is_live`] accepted, without
-    /// checking again.
-    pub(crate) fn push_live_checkpoint_add(&mut self, add: Add) {
-        self.files.push(add);
-    }
-
-    /// An `add` from a checkpoint (see [`Self::checkpoint_add_is_live`]).
+    /// An `add` from a checkpoint (see [`Decided::checkpoint_add_is_live`]).
     fn apply_checkpoint_add(&mut self, add: Add) {
         if self.checkpoint_add_is_live(&add.path, add.deletion_vector.as_ref()) {
             self.files.push(add);
@@ -231,7 +269,10 @@ impl Replay {
 
     fn apply_remove(&mut self, remove: Remove) {
         let path = canonical_path_ref(&remove.path).into_owned();
-        if self.remember(path, dv_id(remove.deletion_vector.as_ref())) {
+        if self
+            .decided
+            .remember(path, dv_id(remove.deletion_vector.as_ref()))
+        {
             self.tombstones.push(remove);
         }
     }
