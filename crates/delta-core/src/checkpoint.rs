@@ -94,21 +94,97 @@ pub(crate) struct PrefetchedCheckpoint {
 }
 
 /// Read and decode the checkpoint at `location` if it exists and is at most
-/// [`PREFETCH_MAX_BYTES`]; `None` otherwise, and on any error (the normal read, if the
-/// listing picks this file, reports it).
+/// [`PREFETCH_MAX_BYTES`]; `None` otherwise, and on any error or unusual layout (the
+/// normal read, if the listing picks this file, reports or handles it).
+///
+/// The `add` columns are decoded on this task while the other action columns (a third of
+/// the decoding, for few rows) are decoded and parsed on a blocking thread, so that on a
+/// machine with a free core the load waits for neither the listing nor the second half.
 pub(crate) async fn prefetch_checkpoint(
     storage: &Storage,
     location: Path,
 ) -> Option<PrefetchedCheckpoint> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
     let bytes = storage
         .read_if_at_most(&location, PREFETCH_MAX_BYTES)
         .await
         .ok()??;
     let size = u64::try_from(bytes.len()).ok()?;
     let name = storage.display(&location);
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).ok()?;
-    let mask = state_projection(&builder);
+    let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::default()).ok()?;
+    let schema = metadata.metadata().file_metadata().schema_descr();
+    let (add_leaves, other_leaves): (Vec<usize>, Vec<usize>) = state_leaves(metadata.metadata())
+        .into_iter()
+        .partition(|i| schema.column(*i).path().parts().first().map(String::as_str) == Some("add"));
+    if add_leaves.is_empty() {
+        return None;
+    }
+    let others = {
+        let (bytes, metadata, name) = (bytes.clone(), metadata.clone(), name.clone());
+        let decode = move || decode_other_actions(bytes, metadata, other_leaves, &name);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.spawn_blocking(decode),
+            // No runtime to lend a thread: decode in line below.
+            Err(_) => return None,
+        }
+    };
+    let adds = decode_all_adds(bytes, metadata, add_leaves);
+    let others = others.await.ok()??;
+    let adds = adds?;
+    if adds.len() != others.len() {
+        return None;
+    }
+    let batches = adds
+        .into_iter()
+        .zip(others)
+        .map(|(adds, others)| DecodedBatch { adds, others })
+        .collect();
+    Some(PrefetchedCheckpoint {
+        location,
+        size,
+        batches,
+    })
+}
+
+/// Every `add` of a checkpoint held in memory, batch by batch (`None` if any batch needs
+/// the JSON path).
+fn decode_all_adds(
+    bytes: bytes::Bytes,
+    metadata: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    leaves: Vec<usize>,
+) -> Option<Vec<Vec<Add>>> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata);
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(CHECKPOINT_BATCH_ROWS)
+        .build()
+        .ok()?;
+    let mut batches = Vec::new();
+    for batch in reader {
+        let batch = batch.ok()?;
+        let mut adds = Vec::new();
+        let rest = decode_adds_into(&batch, &mut adds, |_, _| true).ok()?;
+        if rest.num_columns() > 0 {
+            return None;
+        }
+        batches.push(adds);
+    }
+    Some(batches)
+}
+
+/// The non-`add` actions of a checkpoint held in memory, batch by batch (batches line up
+/// with [`decode_all_adds`]'s: same row groups, same batch size).
+fn decode_other_actions(
+    bytes: bytes::Bytes,
+    metadata: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    leaves: Vec<usize>,
+    name: &str,
+) -> Option<Vec<Vec<Action>>> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata);
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(CHECKPOINT_BATCH_ROWS)
@@ -118,17 +194,10 @@ pub(crate) async fn prefetch_checkpoint(
     let mut first_row = 0;
     for batch in reader {
         let batch = batch.ok()?;
-        let mut adds = Vec::new();
-        let rest = decode_adds_into(&batch, &mut adds, |_, _| true).ok()?;
-        let others = json_rows(&rest, first_row, &name).ok()?;
-        batches.push(DecodedBatch { adds, others });
+        batches.push(json_rows(&batch, first_row, name).ok()?);
         first_row += batch.num_rows();
     }
-    Some(PrefetchedCheckpoint {
-        location,
-        size,
-        batches,
-    })
+    Some(batches)
 }
 
 impl PrefetchedCheckpoint {
@@ -215,8 +284,13 @@ async fn replay_parquet(
 fn state_projection<T>(
     builder: &parquet::arrow::arrow_reader::ArrowReaderBuilder<T>,
 ) -> ProjectionMask {
-    let schema = builder.parquet_schema();
-    let metadata = builder.metadata();
+    let leaves = state_leaves(builder.metadata());
+    ProjectionMask::leaves(builder.parquet_schema(), leaves)
+}
+
+/// The leaf columns [`state_projection`] selects.
+fn state_leaves(metadata: &parquet::file::metadata::ParquetMetaData) -> Vec<usize> {
+    let schema = metadata.file_metadata().schema_descr();
     let stats_leaf = (0..schema.num_columns()).find(|i| {
         let path = schema.column(*i).path().parts().to_vec();
         path.len() == 2 && path[0] == "add" && path[1] == "stats"
@@ -234,7 +308,7 @@ fn state_projection<T>(
             }
         })
     });
-    let leaves: Vec<usize> = (0..schema.num_columns())
+    (0..schema.num_columns())
         .filter(|i| {
             let column = schema.column(*i);
             let path = column.path().parts();
@@ -249,8 +323,7 @@ fn state_projection<T>(
                 && (typed == Some("partitionValues_parsed")
                     || (typed == Some("stats_parsed") && json_stats_present)))
         })
-        .collect();
-    ProjectionMask::leaves(schema, leaves)
+        .collect()
 }
 
 impl BatchSink<'_> {
