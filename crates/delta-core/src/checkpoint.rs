@@ -308,6 +308,18 @@ fn state_leaves(metadata: &parquet::file::metadata::ParquetMetaData) -> Vec<usiz
             }
         })
     });
+    // A leaf outside lists and maps whose chunk statistics prove it null in every row adds
+    // nothing but decoding work (most checkpoints have no `txn`, `domainMetadata` or
+    // deletion vectors): leave it out. Its struct then gets its validity from the leaves
+    // that remain, or disappears when none do, which is what an all-null column means.
+    let all_null = |leaf: usize| {
+        metadata.row_groups().iter().all(|rg| {
+            rg.column(leaf)
+                .statistics()
+                .and_then(parquet::file::statistics::Statistics::null_count_opt)
+                .is_some_and(|nulls| u64::try_from(rg.num_rows()).is_ok_and(|rows| nulls == rows))
+        })
+    };
     (0..schema.num_columns())
         .filter(|i| {
             let column = schema.column(*i);
@@ -316,6 +328,9 @@ fn state_leaves(metadata: &parquet::file::metadata::ParquetMetaData) -> Vec<usiz
                 return false;
             };
             if !STATE_COLUMNS.contains(&root.as_str()) {
+                return false;
+            }
+            if column.max_rep_level() == 0 && all_null(*i) {
                 return false;
             }
             let typed = path.get(1).map(String::as_str);
