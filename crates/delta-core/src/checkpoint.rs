@@ -1,7 +1,9 @@
 //! Reading checkpoints (protocol "Checkpoints"): classic, multi-part and V2 with sidecars.
 //!
 //! A parquet checkpoint has one nullable struct column per action type and one action per
-//! row. Rows are decoded through Arrow's JSON writer into the same serde types that commits
+//! row. It is replayed batch by batch (never held whole): `add` rows are decoded straight
+//! from the Arrow columns, and only those still live after the newer commits are built;
+//! the few other rows go through Arrow's JSON writer into the same serde types that commits
 //! use, so both paths share one definition of every action. Checkpoints that carry only
 //! typed statistics (`add.stats_parsed`) get their JSON `stats` rebuilt from them.
 //! Unknown columns and fields (Spark's `maxRowIndex`, Databricks' `rowIdHighWaterMark`,
@@ -9,13 +11,14 @@
 
 use std::collections::HashMap;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
-use crate::action::{Action, parse_commit};
+use crate::action::{Action, Add, Sidecar, parse_commit};
+use crate::log::Replay;
 use crate::storage::Storage;
 use crate::{Error, Result};
 
@@ -34,49 +37,245 @@ const STATE_COLUMNS: [&str; 8] = [
 /// Rows decoded per batch; bounds memory while reading big checkpoints.
 const CHECKPOINT_BATCH_ROWS: usize = 8192;
 
-/// Read every action of one checkpoint file (parquet or V2 JSON), without sidecars.
+/// Checkpoint files up to this size are fetched with one request and decoded from memory;
+/// bigger ones are read column chunk by column chunk, one row group at a time. Small
+/// checkpoints are the common case, and there the round trips of ranged reads (footer, then
+/// column chunks) cost more than the decoding.
+const WHOLE_READ_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Replay one checkpoint file (parquet, or the JSON form of a V2 checkpoint) into `replay`
+/// batch by batch, and return the sidecars it names (to be replayed next). Memory stays at
+/// one decoded batch whatever the size of the checkpoint.
 ///
 /// # Errors
 /// [`Error::Corrupt`] or [`Error::Parquet`] naming the file when it cannot be decoded.
-pub(crate) async fn read_checkpoint_file(
+pub(crate) async fn replay_checkpoint_file(
     storage: &Storage,
     location: &Path,
     size: Option<u64>,
-) -> Result<Vec<Action>> {
+    replay: &mut Replay,
+) -> Result<Vec<Sidecar>> {
     if location.as_ref().ends_with(".json") {
-        let bytes = storage.read(location).await?;
-        return parse_commit(&bytes, &storage.display(location));
+        let bytes = match size {
+            Some(size) => storage.read_sized(location, size).await?,
+            None => storage.read(location).await?,
+        };
+        let actions = parse_commit(&bytes, &storage.display(location))?;
+        let sidecars = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Sidecar(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        replay.apply(actions, None);
+        return Ok(sidecars);
     }
-    read_parquet_actions(storage, location, size).await
+    let mut sink = BatchSink {
+        replay,
+        sidecars: Vec::new(),
+        rows: 0,
+    };
+    replay_parquet(storage, location, size, &mut sink).await?;
+    Ok(sink.sidecars)
 }
 
-/// Read the actions in a parquet checkpoint or sidecar.
-async fn read_parquet_actions(
+/// Checkpoint files up to this size may be read and decoded while the log is still being
+/// listed; they are then held decoded (a few times their size) until the listing confirms
+/// them. Bigger ones are streamed after the listing.
+const PREFETCH_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A single-file parquet checkpoint read and decoded (every `add` built) before the listing
+/// confirmed it.
+pub(crate) struct PrefetchedCheckpoint {
+    location: Path,
+    size: u64,
+    batches: Vec<DecodedBatch>,
+}
+
+/// Read and decode the checkpoint at `location` if it exists and is at most
+/// [`PREFETCH_MAX_BYTES`]; `None` otherwise, and on any error or unusual layout (the
+/// normal read, if the listing picks this file, reports or handles it).
+///
+/// The `add` columns are decoded on this task while the other action columns (a third of
+/// the decoding, for few rows) are decoded and parsed on a blocking thread, so that on a
+/// machine with a free core the load waits for neither the listing nor the second half.
+pub(crate) async fn prefetch_checkpoint(
+    storage: &Storage,
+    location: Path,
+) -> Option<PrefetchedCheckpoint> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    let bytes = storage
+        .read_if_at_most(&location, PREFETCH_MAX_BYTES)
+        .await
+        .ok()??;
+    let size = u64::try_from(bytes.len()).ok()?;
+    let name = storage.display(&location);
+    let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::default()).ok()?;
+    let schema = metadata.metadata().file_metadata().schema_descr();
+    let (add_leaves, other_leaves): (Vec<usize>, Vec<usize>) = state_leaves(metadata.metadata())
+        .into_iter()
+        .partition(|i| schema.column(*i).path().parts().first().map(String::as_str) == Some("add"));
+    if add_leaves.is_empty() {
+        return None;
+    }
+    let others = {
+        let (bytes, metadata, name) = (bytes.clone(), metadata.clone(), name.clone());
+        let decode = move || decode_other_actions(bytes, metadata, other_leaves, &name);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.spawn_blocking(decode),
+            // No runtime to lend a thread: decode in line below.
+            Err(_) => return None,
+        }
+    };
+    let adds = decode_all_adds(bytes, metadata, add_leaves);
+    let others = others.await.ok()??;
+    let adds = adds?;
+    if adds.len() != others.len() {
+        return None;
+    }
+    let batches = adds
+        .into_iter()
+        .zip(others)
+        .map(|(adds, others)| DecodedBatch { adds, others })
+        .collect();
+    Some(PrefetchedCheckpoint {
+        location,
+        size,
+        batches,
+    })
+}
+
+/// Every `add` of a checkpoint held in memory, batch by batch (`None` if any batch needs
+/// the JSON path).
+fn decode_all_adds(
+    bytes: bytes::Bytes,
+    metadata: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    leaves: Vec<usize>,
+) -> Option<Vec<Vec<Add>>> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata);
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(CHECKPOINT_BATCH_ROWS)
+        .build()
+        .ok()?;
+    let mut batches = Vec::new();
+    for batch in reader {
+        let batch = batch.ok()?;
+        let mut adds = Vec::new();
+        let rest = decode_adds_into(&batch, &mut adds, |_, _| true).ok()?;
+        if rest.num_columns() > 0 {
+            return None;
+        }
+        batches.push(adds);
+    }
+    Some(batches)
+}
+
+/// The non-`add` actions of a checkpoint held in memory, batch by batch (batches line up
+/// with [`decode_all_adds`]'s: same row groups, same batch size).
+fn decode_other_actions(
+    bytes: bytes::Bytes,
+    metadata: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    leaves: Vec<usize>,
+    name: &str,
+) -> Option<Vec<Vec<Action>>> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata);
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(CHECKPOINT_BATCH_ROWS)
+        .build()
+        .ok()?;
+    let mut batches = Vec::new();
+    let mut first_row = 0;
+    for batch in reader {
+        let batch = batch.ok()?;
+        batches.push(json_rows(&batch, first_row, name).ok()?);
+        first_row += batch.num_rows();
+    }
+    Some(batches)
+}
+
+impl PrefetchedCheckpoint {
+    /// Whether this is the checkpoint file `file` of a listing (same location and size).
+    pub(crate) fn is_for(&self, file: &crate::log::LogFile) -> bool {
+        file.location == self.location.as_ref() && file.size == self.size
+    }
+
+    /// Replay the decoded actions into `replay` (as [`replay_checkpoint_file`] would,
+    /// dropping the adds newer commits decided) and return the sidecars it names.
+    pub(crate) fn replay(self, replay: &mut Replay) -> Vec<Sidecar> {
+        let mut sink = BatchSink {
+            replay,
+            sidecars: Vec::new(),
+            rows: 0,
+        };
+        for batch in self.batches {
+            sink.replay.append_checkpoint_adds(batch.adds);
+            sink.apply_others(batch.others);
+        }
+        sink.sidecars
+    }
+}
+
+/// Where decoded checkpoint batches go.
+struct BatchSink<'a> {
+    replay: &'a mut Replay,
+    sidecars: Vec<Sidecar>,
+    /// Rows of the file seen so far (row numbers in error messages count from 0).
+    rows: usize,
+}
+
+/// Replay the actions of a parquet checkpoint or sidecar into `sink`.
+async fn replay_parquet(
     storage: &Storage,
     location: &Path,
     size: Option<u64>,
-) -> Result<Vec<Action>> {
+    sink: &mut BatchSink<'_>,
+) -> Result<()> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let display = storage.display(location);
     let name = display.as_str();
+    if let Some(size) = size.filter(|s| (1..=WHOLE_READ_MAX_BYTES).contains(s)) {
+        let bytes = storage.read_sized(location, size).await?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| Error::parquet(name, e))?;
+        sink.reserve(builder.metadata());
+        let mask = state_projection(&builder);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(CHECKPOINT_BATCH_ROWS)
+            .build()
+            .map_err(|e| Error::parquet(name, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::parquet(name, e.into()))?;
+            sink.batch(&batch, name)?;
+        }
+        return Ok(());
+    }
     let reader = storage.parquet_file(location, size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(|e| Error::parquet(name, e))?;
+    sink.reserve(builder.metadata());
     let mask = state_projection(&builder);
-    let stream = builder
+    let mut stream = builder
         .with_projection(mask)
         .with_batch_size(CHECKPOINT_BATCH_ROWS)
         .build()
         .map_err(|e| Error::parquet(name, e))?;
-    let batches: Vec<RecordBatch> = stream
-        .try_collect()
+    while let Some(batch) = stream
+        .try_next()
         .await
-        .map_err(|e| Error::parquet(name, e))?;
-    let mut actions = Vec::new();
-    for batch in &batches {
-        decode_batch(batch, name, &mut actions)?;
+        .map_err(|e| Error::parquet(name, e))?
+    {
+        sink.batch(&batch, name)?;
     }
-    Ok(actions)
+    Ok(())
 }
 
 /// The leaves of a checkpoint worth decoding: every state column, but not the typed
@@ -85,8 +284,13 @@ async fn read_parquet_actions(
 fn state_projection<T>(
     builder: &parquet::arrow::arrow_reader::ArrowReaderBuilder<T>,
 ) -> ProjectionMask {
-    let schema = builder.parquet_schema();
-    let metadata = builder.metadata();
+    let leaves = state_leaves(builder.metadata());
+    ProjectionMask::leaves(builder.parquet_schema(), leaves)
+}
+
+/// The leaf columns [`state_projection`] selects.
+fn state_leaves(metadata: &parquet::file::metadata::ParquetMetaData) -> Vec<usize> {
+    let schema = metadata.file_metadata().schema_descr();
     let stats_leaf = (0..schema.num_columns()).find(|i| {
         let path = schema.column(*i).path().parts().to_vec();
         path.len() == 2 && path[0] == "add" && path[1] == "stats"
@@ -104,7 +308,19 @@ fn state_projection<T>(
             }
         })
     });
-    let leaves: Vec<usize> = (0..schema.num_columns())
+    // A leaf outside lists and maps whose chunk statistics prove it null in every row adds
+    // nothing but decoding work (most checkpoints have no `txn`, `domainMetadata` or
+    // deletion vectors): leave it out. Its struct then gets its validity from the leaves
+    // that remain, or disappears when none do, which is what an all-null column means.
+    let all_null = |leaf: usize| {
+        metadata.row_groups().iter().all(|rg| {
+            rg.column(leaf)
+                .statistics()
+                .and_then(parquet::file::statistics::Statistics::null_count_opt)
+                .is_some_and(|nulls| u64::try_from(rg.num_rows()).is_ok_and(|rows| nulls == rows))
+        })
+    };
+    (0..schema.num_columns())
         .filter(|i| {
             let column = schema.column(*i);
             let path = column.path().parts();
@@ -114,61 +330,131 @@ fn state_projection<T>(
             if !STATE_COLUMNS.contains(&root.as_str()) {
                 return false;
             }
+            if column.max_rep_level() == 0 && all_null(*i) {
+                return false;
+            }
             let typed = path.get(1).map(String::as_str);
             !(root == "add"
                 && (typed == Some("partitionValues_parsed")
                     || (typed == Some("stats_parsed") && json_stats_present)))
         })
-        .collect();
-    ProjectionMask::leaves(schema, leaves)
+        .collect()
 }
 
-/// Decode one checkpoint batch into actions.
-fn decode_batch(batch: &RecordBatch, name: &str, out: &mut Vec<Action>) -> Result<()> {
-    // Fast path for the bulk of a checkpoint: `add` rows decoded straight from the columns.
-    // Rows holding other actions (few) and unusual layouts go through the JSON path below.
-    let batch = match batch.schema().index_of("add").ok().and_then(|i| {
-        let adds = decode_adds(
-            batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<arrow::array::StructArray>()?,
-        )?;
-        Some((i, adds))
-    }) {
-        Some((index, adds)) => {
-            out.extend(adds.into_iter().flatten().map(Action::Add));
-            let rest: Vec<usize> = (0..batch.num_columns()).filter(|c| *c != index).collect();
-            let projected = batch.project(&rest)?;
-            let others = (0..projected.num_columns())
-                .any(|c| projected.column(c).null_count() < projected.num_rows());
-            if !others {
-                return Ok(());
-            }
-            projected
-        }
-        None => batch.clone(),
+impl BatchSink<'_> {
+    /// Size the live-file list for the rows of this file: a checkpoint is mostly `add`s.
+    fn reserve(&mut self, metadata: &parquet::file::metadata::ParquetMetaData) {
+        let rows = metadata.file_metadata().num_rows();
+        self.replay
+            .reserve_files(usize::try_from(rows).unwrap_or_default());
+    }
+
+    /// Replay one checkpoint batch: live `add`s are decoded straight onto the replay's file
+    /// list (dead ones are never built), then the other rows.
+    fn batch(&mut self, batch: &RecordBatch, name: &str) -> Result<()> {
+        let first_row = self.rows;
+        self.rows += batch.num_rows();
+        let (decided, files) = self.replay.checkpoint_adds();
+        let rest = decode_adds_into(batch, files, |path, dv| {
+            decided.checkpoint_add_is_live(path, dv)
+        })?;
+        let others = json_rows(&rest, first_row, name)?;
+        self.apply_others(others);
+        Ok(())
+    }
+
+    /// Apply the non-`add` actions of a batch (or all of them, for a batch that went
+    /// through JSON), collecting the sidecars.
+    fn apply_others(&mut self, others: Vec<Action>) {
+        self.sidecars.extend(others.iter().filter_map(|a| match a {
+            Action::Sidecar(s) => Some(s.clone()),
+            _ => None,
+        }));
+        self.replay.apply(others, None);
+    }
+}
+
+/// The actions of one checkpoint batch, decoded ahead of the replay.
+struct DecodedBatch {
+    /// `add` rows decoded straight from the columns.
+    adds: Vec<Add>,
+    /// Every other action, in row order (all of them, `add`s included, when the batch had
+    /// to go through JSON).
+    others: Vec<Action>,
+}
+
+/// Decode the `add` rows of `batch` that `is_live` accepts straight from the columns onto
+/// `out`, and return the rest of the batch (the other action columns) for the JSON path.
+/// A layout the fast path does not know leaves `out` as it was and returns the whole batch.
+fn decode_adds_into(
+    batch: &RecordBatch,
+    out: &mut Vec<Add>,
+    is_live: impl Fn(&str, Option<&crate::deletion_vector::DeletionVectorDescriptor>) -> bool,
+) -> Result<RecordBatch> {
+    let Some(index) = batch.schema().index_of("add").ok() else {
+        return Ok(batch.clone());
     };
-    let batch = &batch;
+    let Some(column) = batch.column(index).as_struct_opt() else {
+        return Ok(batch.clone());
+    };
+    let before = out.len();
+    if decode_live_adds(column, is_live, out).is_none() {
+        out.truncate(before);
+        return Ok(batch.clone());
+    }
+    let others: Vec<usize> = (0..batch.num_columns()).filter(|c| *c != index).collect();
+    Ok(batch.project(&others)?)
+}
+
+/// Decode, through JSON, the rows of `batch` where some action column is not null.
+fn json_rows(batch: &RecordBatch, first_row: usize, name: &str) -> Result<Vec<Action>> {
+    use arrow::array::{Array, UInt32Array};
+    let mut present = vec![false; batch.num_rows()];
+    for column in batch.columns() {
+        match column.logical_nulls() {
+            None => present.fill(true),
+            Some(nulls) => {
+                for (row, valid) in nulls.iter().enumerate() {
+                    present[row] |= valid;
+                }
+            }
+        }
+    }
+    let rows: Vec<u32> = present
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p)
+        .filter_map(|(row, _)| u32::try_from(row).ok())
+        .collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch = if rows.len() == batch.num_rows() {
+        batch.clone()
+    } else {
+        arrow::compute::take_record_batch(batch, &UInt32Array::from(rows.clone()))?
+    };
     let mut buf = Vec::new();
     {
         let mut writer = arrow::json::WriterBuilder::new()
             .with_explicit_nulls(false)
             .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
         writer
-            .write(batch)
+            .write(&batch)
             .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
         writer
             .finish()
             .map_err(|e| Error::corrupt(name, format!("cannot decode checkpoint rows: {e}")))?;
     }
-    for (index, line) in buf.split(|b| *b == b'\n').enumerate() {
+    let mut actions = Vec::with_capacity(rows.len());
+    for (line, row) in buf.split(|b| *b == b'\n').zip(&rows) {
+        let index = first_row + usize::try_from(*row).unwrap_or_default();
         if line.is_empty() {
             continue;
         }
-        let row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
             .map_err(|e| Error::corrupt(name, format!("row {index}: {e}")))?;
-        for (key, mut body) in row {
+        for (key, mut body) in object {
             if body.is_null() {
                 continue;
             }
@@ -177,19 +463,26 @@ fn decode_batch(batch: &RecordBatch, name: &str, out: &mut Vec<Action>) -> Resul
             }
             let mut single = serde_json::Map::new();
             single.insert(key, body);
-            out.push(Action::from_json_value(
+            actions.push(Action::from_json_value(
                 serde_json::Value::Object(single),
                 name,
                 index + 1,
             )?);
         }
     }
-    Ok(())
+    Ok(actions)
 }
 
-/// Decode the `add` struct column into actions directly (`None` for a layout this fast
-/// path does not know, e.g. other column types, or typed stats that need JSON).
-fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::action::Add>>> {
+/// Decode the `add` struct column onto `out`, only the rows `is_live` accepts (see
+/// [`Replay::checkpoint_add_is_live`]); rows of dead files are never built. `None` for a
+/// layout this fast path does not know (other column types, typed stats that need JSON, a
+/// row without path or size), possibly after pushing some rows: the caller then drops
+/// those and decodes the batch through JSON, which names what is wrong.
+fn decode_live_adds(
+    add: &arrow::array::StructArray,
+    is_live: impl Fn(&str, Option<&crate::deletion_vector::DeletionVectorDescriptor>) -> bool,
+    out: &mut Vec<Add>,
+) -> Option<()> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int32Type, Int64Type};
     if add.column_by_name("stats_parsed").is_some() {
@@ -231,26 +524,33 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
         Some(c) => Some(c.as_struct_opt()?),
         None => None,
     };
-    let read_map =
-        |map: &arrow::array::MapArray, row: usize| -> Option<HashMap<String, Option<String>>> {
-            let entries = map.value(row);
-            let keys = entries.column(0).as_string_opt::<i32>()?;
-            let values = entries.column(1).as_string_opt::<i32>()?;
-            Some(
-                (0..entries.len())
-                    .map(|i| {
-                        (
-                            keys.value(i).to_owned(),
-                            (!values.is_null(i)).then(|| values.value(i).to_owned()),
-                        )
-                    })
-                    .collect(),
-            )
-        };
-    let mut out = Vec::with_capacity(add.len());
+    // Map entries are read through the offsets: `MapArray::value(row)` slices the entry
+    // arrays, which allocates and clones their types for every row.
+    let partition_values = map_parts(partition_values)?;
+    let tags = map_parts(tags)?;
+    let read_map = |(map, keys, values): (
+        &arrow::array::MapArray,
+        &arrow::array::StringArray,
+        &arrow::array::StringArray,
+    ),
+                    row: usize|
+     -> HashMap<String, Option<String>> {
+        let offsets = map.value_offsets();
+        let (start, end) = (offsets[row], offsets[row + 1]);
+        let range =
+            usize::try_from(start).unwrap_or_default()..usize::try_from(end).unwrap_or_default();
+        range
+            .map(|i| {
+                (
+                    keys.value(i).to_owned(),
+                    (!values.is_null(i)).then(|| values.value(i).to_owned()),
+                )
+            })
+            .collect()
+    };
+    out.reserve(add.len() - add.null_count());
     for row in 0..add.len() {
         if add.is_null(row) {
-            out.push(None);
             continue;
         }
         let opt_string = |a: Option<&arrow::array::StringArray>| {
@@ -289,10 +589,13 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
         if path.is_null(row) || size.is_null(row) {
             return None;
         }
-        out.push(Some(crate::action::Add {
+        if !is_live(path.value(row), deletion_vector.as_ref()) {
+            continue;
+        }
+        out.push(Add {
             path: path.value(row).to_owned(),
             partition_values: match partition_values {
-                Some(m) if !m.is_null(row) => read_map(m, row)?,
+                Some(m) if !m.0.is_null(row) => read_map(m, row),
                 _ => HashMap::new(),
             },
             size: size.value(row),
@@ -304,17 +607,37 @@ fn decode_adds(add: &arrow::array::StructArray) -> Option<Vec<Option<crate::acti
             data_change: data_change.is_some_and(|d| !d.is_null(row) && d.value(row)),
             stats: opt_string(stats),
             tags: match tags {
-                Some(m) if !m.is_null(row) => Some(read_map(m, row)?),
+                Some(m) if !m.0.is_null(row) => Some(read_map(m, row)),
                 _ => None,
             },
             deletion_vector,
             base_row_id: opt_long(base_row_id),
             default_row_commit_version: opt_long(default_row_commit_version),
             clustering_provider: opt_string(clustering),
-        }));
+        });
     }
-    Some(out)
+    Some(())
 }
+
+/// The key and value arrays of a map column of strings (`Some(None)` when there is no
+/// column, `None` for other types). Entries are then read through the offsets:
+/// `MapArray::value(row)` slices the entry arrays, allocating and cloning their types for
+/// every row.
+fn map_parts(map: Option<&arrow::array::MapArray>) -> Option<MapParts<'_>> {
+    let Some(map) = map else {
+        return Some(None);
+    };
+    let keys = map.keys().as_string_opt::<i32>()?;
+    let values = map.values().as_string_opt::<i32>()?;
+    Some(Some((map, keys, values)))
+}
+
+/// A map column of string keys and values: the map and its key and value arrays.
+type MapParts<'a> = Option<(
+    &'a arrow::array::MapArray,
+    &'a arrow::array::StringArray,
+    &'a arrow::array::StringArray,
+)>;
 
 /// Rebuild `stats` from `stats_parsed` when only the typed form was written, and drop the
 /// typed columns (partition values are always present as strings).
@@ -333,16 +656,17 @@ fn normalise_add(body: &mut serde_json::Value) {
     }
 }
 
-/// Read a sidecar (`_delta_log/_sidecars/<path>`) of a V2 checkpoint.
+/// Replay a sidecar (`_delta_log/_sidecars/<path>`) of a V2 checkpoint into `replay`.
 ///
 /// # Errors
-/// As [`read_checkpoint_file`]; [`Error::Corrupt`] when the sidecar path is not a plain name.
-pub(crate) async fn read_sidecar(
+/// As [`replay_checkpoint_file`]; [`Error::Corrupt`] when the sidecar path is not a plain
+/// name.
+pub(crate) async fn replay_sidecar(
     storage: &Storage,
-    path: &str,
-    size: Option<u64>,
-) -> Result<Vec<Action>> {
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    sidecar: &Sidecar,
+    replay: &mut Replay,
+) -> Result<()> {
+    let decoded = percent_encoding::percent_decode_str(&sidecar.path).decode_utf8_lossy();
     let name = decoded.rsplit('/').next().unwrap_or_default();
     if name.is_empty() || name == ".." || name == "." {
         return Err(Error::corrupt(
@@ -351,7 +675,13 @@ pub(crate) async fn read_sidecar(
         ));
     }
     let location = storage.child(&format!("_delta_log/_sidecars/{name}"), "sidecar action")?;
-    read_parquet_actions(storage, &location, size).await
+    let mut sink = BatchSink {
+        replay,
+        sidecars: Vec::new(),
+        rows: 0,
+    };
+    let size = u64::try_from(sidecar.size_in_bytes).ok();
+    replay_parquet(storage, &location, size, &mut sink).await
 }
 
 /// The Arrow schema of a classic (V1) checkpoint, as Spark writes it.

@@ -16,7 +16,9 @@ use object_store::path::Path;
 use crate::action::{
     Action, Add, CommitInfo, DomainMetadata, Metadata, Protocol, Remove, Txn, parse_commit,
 };
-use crate::checkpoint::{read_checkpoint_file, read_sidecar};
+use crate::checkpoint::{
+    PrefetchedCheckpoint, prefetch_checkpoint, replay_checkpoint_file, replay_sidecar,
+};
 use crate::log::{LogFile, LogSegment, Replay, TableState, build_segment};
 use crate::schema::{ColumnMappingMode, StructType, to_arrow_schema};
 use crate::storage::Storage;
@@ -44,15 +46,22 @@ struct Inner {
 
 /// The parsed `_last_checkpoint` hint.
 #[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct LastCheckpointHint {
     version: Version,
+    /// Number of parts of a multi-part checkpoint.
+    #[serde(default)]
+    parts: Option<u64>,
+    /// Present when the checkpoint is a V2 checkpoint (possibly UUID-named).
+    #[serde(default)]
+    v2_checkpoint: Option<serde_json::Value>,
 }
 
-async fn read_hint(storage: &Storage) -> Option<Version> {
+async fn read_hint(storage: &Storage) -> Option<LastCheckpointHint> {
     let location = storage.log_location("_last_checkpoint");
     match storage.read_optional(&location).await {
         Ok(Some(bytes)) => match serde_json::from_slice::<LastCheckpointHint>(&bytes) {
-            Ok(hint) => Some(hint.version),
+            Ok(hint) => Some(hint),
             Err(e) => {
                 tracing::debug!(error = %e, "ignoring unreadable _last_checkpoint");
                 None
@@ -66,11 +75,15 @@ async fn read_hint(storage: &Storage) -> Option<Version> {
     }
 }
 
-/// Find the log segment for `target`, listing from the checkpoint hint when it helps.
-pub(crate) async fn find_segment(storage: &Storage, target: Option<Version>) -> Result<LogSegment> {
+/// Find the log segment for `target`, listing from the checkpoint hint `from` when there
+/// is one and it is usable.
+async fn find_segment(
+    storage: &Storage,
+    from: Option<Version>,
+    target: Option<Version>,
+) -> Result<LogSegment> {
     let table = storage.url().to_string();
-    let hint = read_hint(storage).await;
-    if let Some(from) = hint.filter(|h| target.is_none_or(|t| *h <= t)) {
+    if let Some(from) = from {
         let files = storage.list_log(Some(from)).await?;
         match build_segment(&files, target, &table) {
             Ok(segment) if segment.checkpoint_version().is_some() => return Ok(segment),
@@ -86,10 +99,40 @@ pub(crate) async fn find_segment(storage: &Storage, target: Option<Version>) -> 
     build_segment(&files, target, &table)
 }
 
+/// Find the log segment for `target` and, while the log is being listed, read and decode
+/// the checkpoint the hint names when it is a small single-file one: the listing (a walk of
+/// the whole directory on local disk) and the decoding then overlap. The listing stays
+/// authoritative: the prefetched checkpoint is used only if the segment names that very
+/// file with the same size, and any failure of the prefetch is ignored (the normal read
+/// reports it).
+async fn find_segment_and_prefetch(
+    storage: &Storage,
+    target: Option<Version>,
+) -> Result<(LogSegment, Option<PrefetchedCheckpoint>)> {
+    let hint = read_hint(storage).await;
+    let hint = hint.filter(|h| target.is_none_or(|t| h.version <= t));
+    let Some(hint) = hint else {
+        return Ok((find_segment(storage, None, target).await?, None));
+    };
+    let single_file = hint.parts.is_none_or(|p| p <= 1) && hint.v2_checkpoint.is_none();
+    if !single_file {
+        return Ok((
+            find_segment(storage, Some(hint.version), target).await?,
+            None,
+        ));
+    }
+    let location = storage.log_location(&format!("{:020}.checkpoint.parquet", hint.version));
+    let (segment, prefetched) = futures::join!(
+        find_segment(storage, Some(hint.version), target),
+        prefetch_checkpoint(storage, location)
+    );
+    Ok((segment?, prefetched))
+}
+
 async fn read_commit(storage: &Storage, file: &LogFile) -> Result<(Version, Vec<Action>)> {
     let location = Path::from(file.location.as_str());
     let name = storage.display(&location);
-    let bytes = match storage.read(&location).await {
+    let bytes = match storage.read_sized(&location, file.size).await {
         Ok(b) => b,
         Err(Error::Storage(object_store::Error::NotFound { .. })) => {
             return Err(Error::corrupt(
@@ -103,33 +146,27 @@ async fn read_commit(storage: &Storage, file: &LogFile) -> Result<(Version, Vec<
     Ok((version, parse_commit(&bytes, &name)?))
 }
 
-/// Replay the checkpoint of `segment` into `replay`, sidecars included.
+/// Replay the checkpoint of `segment` into `replay`, sidecars included. Each file is
+/// streamed into the replay batch by batch, one file at a time, so memory holds one decoded
+/// batch on top of the state being built (or the small checkpoint decoded ahead).
 async fn replay_checkpoint(
     storage: &Storage,
     segment: &LogSegment,
+    prefetched: Option<PrefetchedCheckpoint>,
     replay: &mut Replay,
 ) -> Result<()> {
+    let mut prefetched =
+        prefetched.filter(|p| segment.checkpoint.len() == 1 && p.is_for(&segment.checkpoint[0]));
     for part in &segment.checkpoint {
-        let location = Path::from(part.location.as_str());
-        let actions = read_checkpoint_file(storage, &location, Some(part.size)).await?;
-        let sidecars: Vec<(String, i64)> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Sidecar(s) => Some((s.path.clone(), s.size_in_bytes)),
-                _ => None,
-            })
-            .collect();
-        replay.apply(actions, None);
-        let reads: Vec<_> = sidecars
-            .into_iter()
-            .map(|(path, size)| {
-                let storage = storage.clone();
-                async move { read_sidecar(&storage, &path, u64::try_from(size).ok()).await }
-            })
-            .collect();
-        let mut stream = futures::stream::iter(reads).buffered(LOG_READ_CONCURRENCY);
-        while let Some(actions) = stream.try_next().await? {
-            replay.apply(actions, None);
+        let sidecars = match prefetched.take() {
+            Some(p) => p.replay(replay),
+            None => {
+                let location = Path::from(part.location.as_str());
+                replay_checkpoint_file(storage, &location, Some(part.size), replay).await?
+            }
+        };
+        for sidecar in &sidecars {
+            replay_sidecar(storage, sidecar, replay).await?;
         }
     }
     Ok(())
@@ -138,7 +175,7 @@ async fn replay_checkpoint(
 impl Snapshot {
     /// Load the snapshot at `target` (latest when `None`).
     pub(crate) async fn load(storage: Storage, target: Option<Version>) -> Result<Self> {
-        let segment = find_segment(&storage, target).await?;
+        let (segment, prefetched) = find_segment_and_prefetch(&storage, target).await?;
         let mut replay = Replay::new(segment.version);
         // Owned futures (no closure borrowing across awaits) keep the load future `Send`.
         let reads: Vec<_> = segment
@@ -157,7 +194,7 @@ impl Snapshot {
         }
         drop(commits);
         if !segment.checkpoint.is_empty() {
-            replay_checkpoint(&storage, &segment, &mut replay).await?;
+            replay_checkpoint(&storage, &segment, prefetched, &mut replay).await?;
         }
         let state = replay.finish(storage.url().as_str())?;
         Self::from_state(storage, segment, state)

@@ -296,3 +296,85 @@ fn stale_and_corrupt_last_checkpoint_hints_are_ignored() {
         let _ = HashMap::<u8, u8>::new();
     });
 }
+
+/// A load reads and decodes the checkpoint `_last_checkpoint` names while it lists the log;
+/// the listing decides: a stale hint's checkpoint (or a corrupt one) is not used when a newer
+/// checkpoint exists, and files removed after the checkpoint stay removed.
+#[test]
+fn checkpoint_read_ahead_of_the_listing_is_used_only_when_the_listing_picks_it() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table =
+            Table::with_store(store.clone(), url::Url::parse("memory:///t/").unwrap()).unwrap();
+        let mut model = Model::default();
+        let mut first = vec![
+            Action::Protocol(Protocol {
+                min_reader_version: 1,
+                min_writer_version: 2,
+                ..Protocol::default()
+            }),
+            Action::Metadata(Metadata {
+                id: "x".into(),
+                schema_string: r#"{"type":"struct","fields":[]}"#.into(),
+                ..Metadata::default()
+            }),
+        ];
+        first.extend(apply(&mut model, &Op::Add(1), 0));
+        let mut commits = vec![first];
+        for (v, op) in [Op::Add(2), Op::Add(3), Op::Remove(1), Op::Add(4)]
+            .iter()
+            .enumerate()
+        {
+            commits.push(apply(&mut model, op, u64::try_from(v + 1).unwrap()));
+        }
+        for (v, actions) in commits.iter().enumerate() {
+            store
+                .put(
+                    &Path::from(format!("t/_delta_log/{v:020}.json")),
+                    format_commit(actions).into(),
+                )
+                .await
+                .unwrap();
+        }
+        let hint = Path::from("t/_delta_log/_last_checkpoint");
+        // Checkpoint at 2, then the tail removes a file it holds: read ahead, then filtered.
+        table
+            .checkpoint(&table.snapshot_at(2).await.unwrap())
+            .await
+            .unwrap();
+        let snapshot = table.snapshot().await.unwrap();
+        assert_eq!(snapshot.log_segment().checkpoint_version(), Some(2));
+        assert_eq!(observed(&snapshot), model);
+        let hint_at_2 = store.get(&hint).await.unwrap().bytes().await.unwrap();
+        // A newer checkpoint at 3 and a stale hint still naming 2: the listing picks 3.
+        table
+            .checkpoint(&table.snapshot_at(3).await.unwrap())
+            .await
+            .unwrap();
+        store.put(&hint, hint_at_2.clone().into()).await.unwrap();
+        let snapshot = table.snapshot().await.unwrap();
+        assert_eq!(snapshot.log_segment().checkpoint_version(), Some(3));
+        assert_eq!(observed(&snapshot), model);
+        // The hinted checkpoint corrupt: ignored while reading ahead, never used.
+        store
+            .put(
+                &Path::from("t/_delta_log/00000000000000000002.checkpoint.parquet"),
+                b"PAR1 not parquet".to_vec().into(),
+            )
+            .await
+            .unwrap();
+        let snapshot = table.snapshot().await.unwrap();
+        assert_eq!(snapshot.log_segment().checkpoint_version(), Some(3));
+        assert_eq!(observed(&snapshot), model);
+        // The same corrupt checkpoint when it is the one to use is an error naming it.
+        let err = table.snapshot_at(2).await.unwrap_err().to_string();
+        assert!(
+            err.contains("00000000000000000002.checkpoint.parquet"),
+            "{err}"
+        );
+    });
+}
