@@ -432,7 +432,9 @@ impl<'a> MergeBuilder<'a> {
             &clauses,
             merge_schema,
         )?;
+        tracing::debug!(rows = source_batch.num_rows(), "MERGE source read");
         let index = plan.index_source(&source_batch)?;
+        tracing::debug!("MERGE source indexed");
         let state = MergeState {
             plan,
             source: source_batch,
@@ -465,110 +467,107 @@ impl<'a> MergeBuilder<'a> {
         };
 
         // Pass 1: which files hold rows the merge changes, and which source rows matched.
-        let mut matched_sources = vec![false; state.source.num_rows()];
-        let mut touched = Vec::new();
-        for add in &candidates {
-            let mut stream = snapshot
-                .scan()
-                .with_columns(state.plan.target_needed.iter().cloned())
-                .build_for(std::slice::from_ref(add))?
-                .execute();
-            let mut is_touched = false;
-            while let Some(batch) = stream.try_next().await? {
-                let matches = state.match_batch(&batch, rewrites)?;
-                for s in &matches.pair_source {
-                    matched_sources[*s as usize] = true;
-                }
-                is_touched |= matches.fates.iter().any(Fate::changes_row);
-            }
-            if is_touched {
-                touched.push(add.clone());
-            }
-        }
-
-        // Pass 2: rewrite the touched files, one new file set per old file; then the inserts.
-        let checks = Constraints::of(&schema, &metadata, &output_schema, None)?;
-        let mut violations = vec![0u64; checks.len()];
-        let mut adds: Vec<Add> = Vec::new();
+        // Files are read in parallel tasks (key and condition columns only).
+        let parallelism = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, MAX_TASKS);
         let writer_budget = (memory_budget_bytes / WRITER_BUDGET_SHARE)
             .min(crate::write::WriterOptions::default().max_buffered_bytes)
             .max(1 << 20);
-        let make_writer = || -> Result<DataWriter> {
-            new_writer(
-                &table,
-                &schema,
-                snapshot.partition_columns(),
-                &metadata,
-                Some(&snapshot),
-                Some(writer_budget),
-            )
-        };
-        let outcome: Result<()> = async {
-            for add in &touched {
-                let mut writer = make_writer()?;
-                let written: Result<()> = async {
-                    let mut stream = snapshot
-                        .scan()
-                        .build_for(std::slice::from_ref(add))?
-                        .execute();
-                    while let Some(batch) = stream.try_next().await? {
-                        let matches = state.match_batch(&batch, true)?;
-                        let output = state.rewrite_batch(&batch, &matches, &mut report)?;
-                        if output.num_rows() > 0 {
-                            checks.count(&output, &mut violations)?;
-                            writer.write(&output).await?;
-                        }
-                    }
-                    Ok(())
-                }
-                .await;
-                match written {
-                    Ok(()) => adds.extend(writer.finish().await?),
-                    Err(e) => {
-                        writer.abort().await.ok();
-                        return Err(e);
-                    }
-                }
+        let checks = Constraints::of(&schema, &metadata, &output_schema, None)?;
+        let job = Arc::new(Job {
+            state,
+            table: table.clone(),
+            snapshot: snapshot.clone(),
+            schema: schema.clone(),
+            metadata: metadata.clone(),
+            checks,
+            writer_budget_bytes: (writer_budget / parallelism).max(1 << 20),
+            rewrites,
+        });
+        let scans: Vec<Result<FileScan>> = futures::stream::iter(candidates.iter().cloned())
+            .map(|add| {
+                let job = job.clone();
+                tokio::spawn(async move { job.scan_file(add).await })
+            })
+            .buffered(parallelism)
+            .map(joined)
+            .collect()
+            .await;
+        let mut matched_sources = vec![false; job.state.source.num_rows()];
+        let mut touched = Vec::new();
+        for (add, scan) in candidates.iter().zip(scans) {
+            let scan = scan?;
+            for s in &scan.matched_sources {
+                matched_sources[*s as usize] = true;
             }
-            if !state.plan.not_matched.is_empty() {
-                let unmatched: Vec<u32> = matched_sources
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| !**m)
-                    .filter_map(|(i, _)| u32::try_from(i).ok())
-                    .collect();
-                let mut writer = make_writer()?;
-                let written: Result<()> = async {
-                    for chunk in unmatched.chunks(INSERT_CHUNK_ROWS) {
-                        let output = state.insert_batch(chunk)?;
-                        if output.num_rows() > 0 {
-                            report.rows_inserted += output.num_rows() as u64;
-                            checks.count(&output, &mut violations)?;
-                            writer.write(&output).await?;
-                        }
-                    }
-                    Ok(())
-                }
-                .await;
-                match written {
-                    Ok(()) => adds.extend(writer.finish().await?),
-                    Err(e) => {
-                        writer.abort().await.ok();
-                        return Err(e);
-                    }
-                }
+            if let Some(pairs) = scan.touched_pairs {
+                touched.push((add.clone(), pairs));
             }
-            Ok(())
         }
-        .await;
-        if let Err(e) = outcome {
+        tracing::debug!(
+            read = candidates.len(),
+            touched = touched.len(),
+            "MERGE pass 1 done"
+        );
+        let unmatched: Vec<u32> = matched_sources
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !**m)
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .collect();
+        drop(matched_sources);
+
+        // Pass 2: rewrite each touched file alone (in parallel tasks), then the inserts.
+        let removed: Vec<Add> = touched.iter().map(|(add, _)| add.clone()).collect();
+        let mut work: Vec<Work> = touched
+            .into_iter()
+            .map(|(add, pairs)| Work::Rewrite(add, pairs))
+            .collect();
+        if !job.state.plan.not_matched.is_empty() && !unmatched.is_empty() {
+            work.push(Work::Insert(unmatched));
+        }
+        let written: Vec<Result<Written>> = futures::stream::iter(work)
+            .map(|work| {
+                let job = job.clone();
+                tokio::spawn(async move {
+                    match work {
+                        Work::Rewrite(add, pairs) => job.rewrite_file(add, pairs).await,
+                        Work::Insert(rows) => job.insert(rows).await,
+                    }
+                })
+            })
+            .buffered(parallelism)
+            .map(joined)
+            .collect()
+            .await;
+        let mut adds: Vec<Add> = Vec::new();
+        let mut violations = vec![0u64; job.checks.len()];
+        let mut failure = None;
+        for result in written {
+            match result {
+                Ok(w) => {
+                    adds.extend(w.adds);
+                    report.absorb(&w.counts);
+                    for (total, v) in violations.iter_mut().zip(&w.violations) {
+                        *total += v;
+                    }
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failure {
             abort_adds(&table, &adds).await;
             return Err(e);
         }
-        if let Some(err) = checks.first_violation(&violations) {
+        if let Some(err) = job.checks.first_violation(&violations) {
             abort_adds(&table, &adds).await;
             return Err(err);
         }
+        let touched = removed;
+        tracing::debug!(files = adds.len(), "MERGE pass 2 done");
         report.rows_updated =
             report.rows_matched_updated + report.rows_not_matched_by_source_updated;
         report.rows_deleted =
@@ -637,6 +636,186 @@ impl<'a> MergeBuilder<'a> {
                 Err(e)
             }
         }
+    }
+}
+
+/// The most files a merge reads or writes at once (each in its own task).
+const MAX_TASKS: usize = 4;
+
+/// What the merge's tasks share.
+struct Job {
+    state: MergeState,
+    table: Table,
+    snapshot: Snapshot,
+    schema: crate::schema::StructType,
+    metadata: crate::action::Metadata,
+    checks: Constraints,
+    writer_budget_bytes: usize,
+    rewrites: bool,
+}
+
+/// The `ON` pairs of one file: target row offsets within the file's rows, and source rows.
+type FilePairs = (Vec<u32>, Vec<u32>);
+
+/// What pass 1 learnt about one file.
+struct FileScan {
+    /// The file's pairs, when some row of it changes (it must be rewritten).
+    touched_pairs: Option<FilePairs>,
+    /// The source rows that matched a row of the file.
+    matched_sources: Vec<u32>,
+}
+
+/// One task of pass 2.
+enum Work {
+    Rewrite(Add, FilePairs),
+    Insert(Vec<u32>),
+}
+
+/// What one task of pass 2 wrote.
+struct Written {
+    adds: Vec<Add>,
+    counts: MergeReport,
+    violations: Vec<u64>,
+}
+
+/// A task's result, with a panic in the task passed on.
+fn joined<T>(result: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    match result {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::invalid(format!("a MERGE task was cancelled: {e}"))),
+    }
+}
+
+impl Job {
+    /// Pass 1 over one file: its pairs, and whether any of its rows changes.
+    async fn scan_file(&self, add: Add) -> Result<FileScan> {
+        let state = &self.state;
+        let mut stream = self
+            .snapshot
+            .scan()
+            .with_columns(state.plan.target_needed.iter().cloned())
+            .build_for(std::slice::from_ref(&add))?
+            .execute();
+        let mut offset = 0u32;
+        let mut touched = false;
+        let (mut file_targets, mut file_sources) = (Vec::new(), Vec::new());
+        while let Some(batch) = stream.try_next().await? {
+            let (pair_target, pair_source) = state.find_pairs(&batch)?;
+            if self.rewrites {
+                let matches = state.decide(&batch, &pair_target, &pair_source, false)?;
+                touched |= matches.fates.iter().any(Fate::changes_row);
+            }
+            file_targets.extend(pair_target.iter().map(|t| t + offset));
+            file_sources.extend(pair_source);
+            offset = u32::try_from(batch.num_rows())
+                .ok()
+                .and_then(|n| offset.checked_add(n))
+                .ok_or_else(|| Error::invalid("a MERGE target file holds over 4 billion rows"))?;
+        }
+        let matched_sources = file_sources.clone();
+        Ok(FileScan {
+            touched_pairs: touched.then_some((file_targets, file_sources)),
+            matched_sources,
+        })
+    }
+
+    fn new_writer(&self) -> Result<DataWriter> {
+        new_writer(
+            &self.table,
+            &self.schema,
+            self.snapshot.partition_columns(),
+            &self.metadata,
+            Some(&self.snapshot),
+            Some(self.writer_budget_bytes),
+        )
+    }
+
+    /// Pass 2 over one touched file: copy, update and drop its rows into new files.
+    async fn rewrite_file(&self, add: Add, pairs: FilePairs) -> Result<Written> {
+        let mut writer = self.new_writer()?;
+        let mut counts = MergeReport::default();
+        let mut violations = vec![0u64; self.checks.len()];
+        let outcome: Result<()> = async {
+            let mut stream = self
+                .snapshot
+                .scan()
+                .build_for(std::slice::from_ref(&add))?
+                .execute();
+            let (targets, sources) = pairs;
+            let mut cursor = 0usize;
+            let mut offset = 0u32;
+            while let Some(batch) = stream.try_next().await? {
+                let rows = u32::try_from(batch.num_rows()).unwrap_or(u32::MAX);
+                let end = offset.saturating_add(rows);
+                let first = cursor;
+                while cursor < targets.len() && targets[cursor] < end {
+                    cursor += 1;
+                }
+                let batch_targets: Vec<u32> =
+                    targets[first..cursor].iter().map(|t| t - offset).collect();
+                let matches =
+                    self.state
+                        .decide(&batch, &batch_targets, &sources[first..cursor], true)?;
+                let output = self.state.rewrite_batch(&batch, &matches, &mut counts)?;
+                if output.num_rows() > 0 {
+                    self.checks.count(&output, &mut violations)?;
+                    writer.write(&output).await?;
+                }
+                offset = end;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            writer.abort().await.ok();
+            return Err(e);
+        }
+        Ok(Written {
+            adds: writer.finish().await?,
+            counts,
+            violations,
+        })
+    }
+
+    /// The rows the `NOT MATCHED` clauses insert for the unmatched source rows.
+    async fn insert(&self, unmatched: Vec<u32>) -> Result<Written> {
+        let mut writer = self.new_writer()?;
+        let mut counts = MergeReport::default();
+        let mut violations = vec![0u64; self.checks.len()];
+        let outcome: Result<()> = async {
+            for chunk in unmatched.chunks(INSERT_CHUNK_ROWS) {
+                let output = self.state.insert_batch(chunk)?;
+                if output.num_rows() > 0 {
+                    counts.rows_inserted += output.num_rows() as u64;
+                    self.checks.count(&output, &mut violations)?;
+                    writer.write(&output).await?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            writer.abort().await.ok();
+            return Err(e);
+        }
+        Ok(Written {
+            adds: writer.finish().await?,
+            counts,
+            violations,
+        })
+    }
+}
+
+impl MergeReport {
+    /// Add the row counts of one task.
+    fn absorb(&mut self, other: &MergeReport) {
+        self.rows_inserted += other.rows_inserted;
+        self.rows_copied += other.rows_copied;
+        self.rows_matched_updated += other.rows_matched_updated;
+        self.rows_matched_deleted += other.rows_matched_deleted;
+        self.rows_not_matched_by_source_updated += other.rows_not_matched_by_source_updated;
+        self.rows_not_matched_by_source_deleted += other.rows_not_matched_by_source_deleted;
     }
 }
 
@@ -1336,8 +1515,6 @@ impl Fate {
 /// The merge's view of one batch of target rows.
 #[derive(Debug)]
 struct BatchMatches {
-    /// Source row of each pair (pairs satisfy the whole `ON` condition).
-    pair_source: Vec<u32>,
     /// The pairs as a `(t, s)` batch, when some `WHEN MATCHED` clause needs them.
     pair_batch: Option<RecordBatch>,
     /// The target rows as a `(t, s = NULL)` batch, when `NOT MATCHED BY SOURCE` clauses exist.
@@ -1391,12 +1568,10 @@ impl MergeState {
         })
     }
 
-    /// Pair up a batch of target rows with the source and decide every row's fate.
-    ///
-    /// `decide` false only finds the pairs (insert-only merges).
-    fn match_batch(&self, target: &RecordBatch, decide: bool) -> Result<BatchMatches> {
+    /// The pairs of (target row, source row) of a batch of target rows for which the whole
+    /// `ON` condition is TRUE, in target row order.
+    fn find_pairs(&self, target: &RecordBatch) -> Result<(Vec<u32>, Vec<u32>)> {
         let plan = &self.plan;
-        let rows = target.num_rows();
         let t_batch = side_batch(&plan.target_alias, target, &plan.target_needed, None)?;
         let keys = plan
             .keys
@@ -1404,47 +1579,54 @@ impl MergeState {
             .map(|k| key_array(&k.target, &k.common, &t_batch, "target"))
             .collect::<Result<Vec<_>>>()?;
         let pairs = self.index.probe(&keys)?;
-        let mut pair_target = pairs.target;
-        let mut pair_source = pairs.source;
-        let mut pair_batch = None;
-        if let Some(residual) = &plan.residual
-            && !pair_target.is_empty()
-        {
-            let batch = self.pair_batch(target, &pair_target, &pair_source)?;
-            let keep = true_mask(&residual.evaluate(&batch)?);
-            if keep.true_count() < keep.len() {
-                let kept = |v: &[u32]| -> Vec<u32> {
-                    v.iter()
-                        .zip(keep.values().iter())
-                        .filter(|(_, k)| *k)
-                        .map(|(x, _)| *x)
-                        .collect()
-                };
-                pair_target = kept(&pair_target);
-                pair_source = kept(&pair_source);
-            } else {
-                pair_batch = Some(batch);
-            }
+        let (pair_target, pair_source) = (pairs.target, pairs.source);
+        let Some(residual) = &plan.residual else {
+            return Ok((pair_target, pair_source));
+        };
+        if pair_target.is_empty() {
+            return Ok((pair_target, pair_source));
         }
+        let batch = self.pair_batch(target, &pair_target, &pair_source)?;
+        let keep = true_mask(&residual.evaluate(&batch)?);
+        let kept = |v: &[u32]| -> Vec<u32> {
+            v.iter()
+                .zip(keep.values().iter())
+                .filter(|(_, k)| *k)
+                .map(|(x, _)| *x)
+                .collect()
+        };
+        Ok((kept(&pair_target), kept(&pair_source)))
+    }
+
+    /// Decide the fate of every row of a batch of target rows, given its `ON` pairs.
+    ///
+    /// `with_values` also prepares what [`MergeState::rewrite_batch`] needs to compute the
+    /// updated values (pass 2); pass 1 only needs the fates.
+    fn decide(
+        &self,
+        target: &RecordBatch,
+        pair_target: &[u32],
+        pair_source: &[u32],
+        with_values: bool,
+    ) -> Result<BatchMatches> {
+        let plan = &self.plan;
+        let rows = target.num_rows();
         let mut fates = vec![Fate::Untouched; rows];
-        if !decide {
-            return Ok(BatchMatches {
-                pair_source,
-                pair_batch: None,
-                target_batch: None,
-                fates,
-            });
-        }
+        let mut pair_batch = None;
 
         // WHEN MATCHED: the first clause whose condition holds, per pair.
         let mut pair_clause: Vec<Option<usize>> = vec![None; pair_target.len()];
+        let needs_pair_batch = plan.matched.iter().any(|c| {
+            c.condition.is_some() || (with_values && matches!(c.action, RowAction::Update(_)))
+        });
         if !plan.matched.is_empty() && !pair_target.is_empty() {
-            let batch = match pair_batch.take() {
-                Some(b) => b,
-                None => self.pair_batch(target, &pair_target, &pair_source)?,
+            let batch = if needs_pair_batch {
+                Some(self.pair_batch(target, pair_target, pair_source)?)
+            } else {
+                None
             };
-            assign_clauses(&plan.matched, &batch, &mut pair_clause)?;
-            pair_batch = Some(batch);
+            assign_clauses(&plan.matched, batch.as_ref(), &mut pair_clause)?;
+            pair_batch = batch;
         }
         // Spark's multiple-match rule.
         if !plan.multiple_matches_allowed {
@@ -1482,13 +1664,20 @@ impl MergeState {
 
         // WHEN NOT MATCHED BY SOURCE: the first clause whose condition holds, per unmatched row.
         let mut target_batch = None;
+        let needs_target_batch = plan.by_source.iter().any(|c| {
+            c.condition.is_some() || (with_values && matches!(c.action, RowAction::Update(_)))
+        });
         if !plan.by_source.is_empty() && fates.contains(&Fate::Untouched) {
-            let batch = self.target_only_batch(target)?;
+            let batch = if needs_target_batch {
+                Some(self.target_only_batch(target)?)
+            } else {
+                None
+            };
             let mut row_clause: Vec<Option<usize>> = fates
                 .iter()
                 .map(|f| (*f != Fate::Untouched).then_some(usize::MAX))
                 .collect();
-            assign_clauses(&plan.by_source, &batch, &mut row_clause)?;
+            assign_clauses(&plan.by_source, batch.as_ref(), &mut row_clause)?;
             for (fate, clause) in fates.iter_mut().zip(&row_clause) {
                 if let (Fate::Untouched, Some(c)) = (*fate, *clause)
                     && c != usize::MAX
@@ -1499,10 +1688,9 @@ impl MergeState {
                     };
                 }
             }
-            target_batch = Some(batch);
+            target_batch = batch;
         }
         Ok(BatchMatches {
-            pair_source,
             pair_batch,
             target_batch,
             fates,
@@ -1671,7 +1859,7 @@ impl MergeState {
         let t_struct = null_struct_of(&plan.target_needed_fields(), rows.len());
         let batch = pair_of(&plan.target_alias, t_struct, &plan.source_alias, s_struct)?;
         let mut row_clause = vec![None; rows.len()];
-        assign_clauses(&plan.not_matched, &batch, &mut row_clause)?;
+        assign_clauses(&plan.not_matched, Some(&batch), &mut row_clause)?;
         let mut values: Vec<Vec<(usize, ArrayRef)>> = Vec::new();
         for (c, clause) in plan.not_matched.iter().enumerate() {
             let mask: BooleanArray = row_clause.iter().map(|r| Some(*r == Some(c))).collect();
@@ -1727,7 +1915,7 @@ impl Plan {
 /// `Some`, are left alone).
 fn assign_clauses<A>(
     clauses: &[BoundClause<A>],
-    batch: &RecordBatch,
+    batch: Option<&RecordBatch>,
     assigned: &mut [Option<usize>],
 ) -> Result<()> {
     for (c, clause) in clauses.iter().enumerate() {
@@ -1741,6 +1929,9 @@ fn assign_clauses<A>(
                 }
             }
             Some(condition) => {
+                let batch = batch.ok_or_else(|| {
+                    Error::invalid("internal error: a MERGE condition without its rows")
+                })?;
                 let holds = true_mask(&condition.evaluate(batch)?);
                 for (a, h) in assigned.iter_mut().zip(holds.values().iter()) {
                     if a.is_none() && h {
