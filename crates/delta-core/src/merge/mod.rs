@@ -590,7 +590,10 @@ impl<'a> MergeBuilder<'a> {
         let mut txn = table
             .transaction(&snapshot)
             .with_operation("MERGE")
-            .with_parameter("predicate", on.to_string());
+            .with_parameter(
+                "predicate",
+                serde_json::to_string(&[on.to_string()]).unwrap_or_default(),
+            );
         for (key, value) in clause_parameters(&clauses) {
             txn = txn.with_parameter(key, value);
         }
@@ -623,7 +626,10 @@ impl<'a> MergeBuilder<'a> {
             .with_metric("numTargetBytesRemoved", report.bytes_removed)
             .with_metric("numTargetFilesBeforeSkipping", report.files_before_pruning)
             .with_metric("numTargetFilesAfterSkipping", report.files_read)
-            .with_metric("numTargetChangeFilesAdded", 0);
+            .with_metric("numTargetChangeFilesAdded", 0)
+            .with_metric("numTargetDeletionVectorsAdded", 0)
+            .with_metric("numTargetDeletionVectorsRemoved", 0)
+            .with_metric("numTargetDeletionVectorsUpdated", 0);
         match txn.commit().await {
             Ok(committed) => {
                 report.version = Some(committed.version);
