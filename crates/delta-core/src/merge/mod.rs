@@ -522,7 +522,7 @@ impl<'a> MergeBuilder<'a> {
         let removed: Vec<Add> = touched.iter().map(|(add, _)| add.clone()).collect();
         let mut work: Vec<Work> = touched
             .into_iter()
-            .map(|(add, pairs)| Work::Rewrite(add, pairs))
+            .map(|(add, pairs)| Work::Rewrite(Box::new(add), pairs))
             .collect();
         if !job.state.plan.not_matched.is_empty() && !unmatched.is_empty() {
             work.push(Work::Insert(unmatched));
@@ -532,7 +532,7 @@ impl<'a> MergeBuilder<'a> {
                 let job = job.clone();
                 tokio::spawn(async move {
                     match work {
-                        Work::Rewrite(add, pairs) => job.rewrite_file(add, pairs).await,
+                        Work::Rewrite(add, pairs) => job.rewrite_file(*add, pairs).await,
                         Work::Insert(rows) => job.insert(rows).await,
                     }
                 })
@@ -673,7 +673,7 @@ struct FileScan {
 
 /// One task of pass 2.
 enum Work {
-    Rewrite(Add, FilePairs),
+    Rewrite(Box<Add>, FilePairs),
     Insert(Vec<u32>),
 }
 
@@ -2139,7 +2139,9 @@ fn key_predicate(column: &str, values: &ArrayRef, distinct_hashes: usize) -> Opt
     let converter =
         arrow::row::RowConverter::new(vec![arrow::row::SortField::new(values.data_type().clone())])
             .ok()?;
-    let rows = converter.convert_columns(&[values.clone()]).ok()?;
+    let rows = converter
+        .convert_columns(std::slice::from_ref(values))
+        .ok()?;
     let mut min: Option<usize> = None;
     let mut max: Option<usize> = None;
     for i in 0..values.len() {
