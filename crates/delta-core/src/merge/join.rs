@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use arrow::array::{Array, ArrayRef};
-use arrow::buffer::NullBuffer;
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, Rows, SortField};
 
@@ -89,8 +89,8 @@ const FILTER_BITS_PER_KEY: usize = 16;
 /// front of the map: most target rows match no source key, and the filter, unlike the map,
 /// stays in the CPU cache, so a miss costs one cached word instead of a random memory access.
 pub(crate) struct KeyIndex {
-    converter: RowConverter,
-    rows: Rows,
+    converter: Option<RowConverter>,
+    rows: KeyBytes,
     filter: Vec<u64>,
     heads: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
     next: Vec<u32>,
@@ -122,12 +122,16 @@ impl KeyIndex {
     /// [`crate::Error::Arrow`] when the row format cannot encode a key type;
     /// [`crate::Error::InvalidArgument`] for more than `u32::MAX - 1` source rows.
     pub(crate) fn build(keys: &[ArrayRef]) -> Result<Self> {
-        let fields = keys
-            .iter()
-            .map(|k| SortField::new(k.data_type().clone()))
-            .collect();
-        let converter = RowConverter::new(fields)?;
-        let rows = converter.convert_columns(keys)?;
+        let converter = if KeyBytes::is_direct(keys) {
+            None
+        } else {
+            let fields = keys
+                .iter()
+                .map(|k| SortField::new(k.data_type().clone()))
+                .collect();
+            Some(RowConverter::new(fields)?)
+        };
+        let rows = KeyBytes::new(converter.as_ref(), keys)?;
         let count = keys.first().map_or(0, |k| k.len());
         let count_u32 = u32::try_from(count)
             .ok()
@@ -147,7 +151,7 @@ impl KeyIndex {
             if valid.as_ref().is_some_and(|v| v.is_null(i)) {
                 continue;
             }
-            let hash = hash_key(rows.row(i).as_ref());
+            let hash = hash_key(rows.get(i));
             let (word, bits) = filter_slot(hash, filter.len());
             filter[word] |= bits;
             let head = heads.entry(hash).or_insert(END);
@@ -173,15 +177,15 @@ impl KeyIndex {
     /// # Errors
     /// [`crate::Error::Arrow`] when `keys` do not have the indexed types.
     pub(crate) fn probe(&self, keys: &[ArrayRef]) -> Result<Pairs> {
-        let rows = self.converter.convert_columns(keys)?;
+        let rows = KeyBytes::new(self.converter.as_ref(), keys)?;
         let valid = valid_rows(keys);
         let mut pairs = Pairs::default();
-        for i in 0..rows.num_rows() {
+        for i in 0..rows.len() {
             if valid.as_ref().is_some_and(|v| v.is_null(i)) {
                 continue;
             }
-            let key = rows.row(i);
-            let hash = hash_key(key.as_ref());
+            let key = rows.get(i);
+            let hash = hash_key(key);
             let (word, bits) = filter_slot(hash, self.filter.len());
             if self.filter[word] & bits != bits {
                 continue;
@@ -192,7 +196,7 @@ impl KeyIndex {
             let mut source = head;
             while source != END {
                 let s = source as usize;
-                if self.rows.row(s) == key {
+                if self.rows.get(s) == key {
                     pairs.target.push(u32::try_from(i).unwrap_or(END));
                     pairs.source.push(source);
                 }
@@ -200,6 +204,86 @@ impl KeyIndex {
             }
         }
         Ok(pairs)
+    }
+}
+
+/// The bytes that identify each row's key: the values' own bytes for one string, binary or
+/// fixed-width key column (no conversion, no copy), else arrow's row format.
+enum KeyBytes {
+    Rows(Rows),
+    Variable(OffsetBuffer<i32>, Buffer),
+    Fixed {
+        values: Buffer,
+        width: usize,
+        rows: usize,
+    },
+}
+
+impl KeyBytes {
+    /// Whether one key column can be used as it is.
+    fn is_direct(keys: &[ArrayRef]) -> bool {
+        match keys {
+            [key] => {
+                matches!(key.data_type(), DataType::Utf8 | DataType::Binary)
+                    || (key.data_type().is_primitive() && key.data_type().primitive_width().is_some())
+            }
+            _ => false,
+        }
+    }
+
+    fn new(converter: Option<&RowConverter>, keys: &[ArrayRef]) -> Result<Self> {
+        if let Some(converter) = converter {
+            return Ok(Self::Rows(converter.convert_columns(keys)?));
+        }
+        let [key] = keys else {
+            return Err(crate::Error::invalid(
+                "internal error: direct MERGE keys need one column",
+            ));
+        };
+        Ok(match key.data_type() {
+            DataType::Utf8 => {
+                let strings = key.as_string::<i32>();
+                Self::Variable(strings.offsets().clone(), strings.values().clone())
+            }
+            DataType::Binary => {
+                let binary = key.as_binary::<i32>();
+                Self::Variable(binary.offsets().clone(), binary.values().clone())
+            }
+            other => {
+                let width = other.primitive_width().ok_or_else(|| {
+                    crate::Error::invalid("internal error: a MERGE key is not fixed-width")
+                })?;
+                let data = key.to_data();
+                let buffer = data.buffers().first().cloned().ok_or_else(|| {
+                    crate::Error::invalid("internal error: a MERGE key has no values")
+                })?;
+                Self::Fixed {
+                    values: buffer.slice_with_length(data.offset() * width, key.len() * width),
+                    width,
+                    rows: key.len(),
+                }
+            }
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Rows(rows) => rows.num_rows(),
+            Self::Variable(offsets, _) => offsets.len() - 1,
+            Self::Fixed { rows, .. } => *rows,
+        }
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        match self {
+            Self::Rows(rows) => rows.row(i).data(),
+            Self::Variable(offsets, values) => {
+                let start = usize::try_from(offsets[i]).unwrap_or(0);
+                let end = usize::try_from(offsets[i + 1]).unwrap_or(0);
+                &values[start..end]
+            }
+            Self::Fixed { values, width, .. } => &values[i * width..(i + 1) * width],
+        }
     }
 }
 
