@@ -225,7 +225,8 @@ impl KeyBytes {
         match keys {
             [key] => {
                 matches!(key.data_type(), DataType::Utf8 | DataType::Binary)
-                    || (key.data_type().is_primitive() && key.data_type().primitive_width().is_some())
+                    || (key.data_type().is_primitive()
+                        && key.data_type().primitive_width().is_some())
             }
             _ => false,
         }

@@ -770,6 +770,13 @@ impl Job {
                 }
                 offset = end;
             }
+            // Data files are immutable: both passes read the same rows in the same order.
+            if cursor != targets.len() {
+                return Err(Error::corrupt(
+                    &add.path,
+                    "the data file yielded fewer rows on its second read than on its first",
+                ));
+            }
             Ok(())
         }
         .await;
