@@ -7,6 +7,7 @@ Usage:
   bench_write_deltars.py compact TABLE [--target-size BYTES]
   bench_write_deltars.py zorder TABLE --columns a,b [--target-size BYTES]
   bench_write_deltars.py vacuum TABLE [--retain-hours H] [--lite]
+  bench_write_deltars.py merge TABLE --source FILE.parquet --key COL
 
 `write`   JSON lines to Delta, as deltalake users do it: every file read with
           `pyarrow.json.read_json`, then `write_deltalake(TABLE, ..., mode="append",
@@ -28,6 +29,10 @@ Usage:
           enforce_retention_duration=False, full=True)`: full mode lists the table's
           directory for untracked files too, as `medilake table vacuum` does; `--lite`
           only deletes the files named by tombstones.
+
+`merge`   `DeltaTable(TABLE).merge(<the parquet file read with pyarrow>, "t.COL = s.COL",
+          source_alias="s", target_alias="t").when_matched_update_all()
+          .when_not_matched_insert_all().execute()`, the upsert of MERGE's benchmark.
 
 Each command prints `key value` lines: its own in-process seconds and what delta-rs
 reported. Whole-process time and peak memory are measured from outside (see
@@ -199,6 +204,25 @@ def cmd_vacuum(a: argparse.Namespace) -> None:
     print(f"files_deleted {len(deleted)}")
 
 
+def cmd_merge(a: argparse.Namespace) -> None:
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    t0 = time.perf_counter()
+    source = pq.read_table(a.source)
+    metrics = (
+        DeltaTable(a.table)
+        .merge(source, f"t.{a.key} = s.{a.key}", source_alias="s", target_alias="t")
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    seconds = time.perf_counter() - t0
+    print(f"engine deltalake-{_version()}")
+    print(f"seconds {seconds:.3f}")
+    _print_metrics(metrics)
+
+
 def _version() -> str:
     import deltalake
 
@@ -229,6 +253,10 @@ def main() -> None:
     v.add_argument("table")
     v.add_argument("--retain-hours", type=int, default=0)
     v.add_argument("--lite", action="store_true")
+    m = sub.add_parser("merge")
+    m.add_argument("table")
+    m.add_argument("--source", required=True)
+    m.add_argument("--key", required=True)
     a = p.parse_args()
     {
         "write": cmd_write,
@@ -236,6 +264,7 @@ def main() -> None:
         "compact": cmd_compact,
         "zorder": cmd_zorder,
         "vacuum": cmd_vacuum,
+        "merge": cmd_merge,
     }[a.command](a)
 
 

@@ -132,6 +132,22 @@ TABLES = [
         ],
     },
     {
+        "name": "merge_copy_on_write",
+        "features": [],
+        "steps": [
+            f"CREATE TABLE {{t}} ({SIMPLE_COLS}) USING delta PARTITIONED BY (grp)",
+            f"INSERT INTO {{t}} SELECT * FROM VALUES {_ids(0, 40)} AS v(id, grp, amount, label)",
+            f"MERGE INTO {{t}} AS t USING (SELECT * FROM VALUES {_ids(30, 20)} AS v(id, grp, amount, label)) AS s "
+            "ON t.id = s.id WHEN MATCHED AND s.id % 3 = 0 THEN DELETE "
+            "WHEN MATCHED THEN UPDATE SET label = concat(s.label, ' merged'), amount = t.amount + s.amount "
+            "WHEN NOT MATCHED AND s.id % 2 = 0 THEN INSERT *",
+            f"MERGE INTO {{t}} AS t USING (SELECT * FROM VALUES {_ids(0, 10)} AS v(id, grp, amount, label)) AS s "
+            "ON t.id = s.id WHEN MATCHED THEN UPDATE SET * "
+            "WHEN NOT MATCHED BY SOURCE AND t.id < 20 THEN DELETE "
+            "WHEN NOT MATCHED BY SOURCE AND t.id >= 40 THEN UPDATE SET label = 'orphan'",
+        ],
+    },
+    {
         "name": "column_mapping_name",
         "features": ["columnMapping"],
         "steps": [

@@ -1,6 +1,6 @@
 //! Interop of the write path: every table shape MediLake writes (partitioned with special
 //! characters and NULL partitions, all column types, after DELETE/UPDATE/overwrite/
-//! replaceWhere, with checkpoints, after log cleanup) is read with identical rows by
+//! replaceWhere, after MERGE, with checkpoints, after log cleanup) is read with identical rows by
 //! delta-rs (`deltalake`) and by delta-kernel-rs (DuckDB's delta extension), at the latest
 //! and at earlier versions; delta-rs parses our per-file statistics to the values we wrote
 //! and prunes with them to the same answers.
@@ -49,6 +49,7 @@ const TABLES: &[&str] = &[
     "checkpoint_only",
     "cleaned",
     "maintained",
+    "merged",
 ];
 
 #[test]
@@ -1325,6 +1326,117 @@ fn after_delete_update_overwrite_replace_where() {
         &dir,
         "grp = 'a'",
         r#"[["grp", "=", "a"]]"#,
+        true,
+    );
+    out.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// (c2) after MERGE: upsert, conditional delete with NOT MATCHED BY SOURCE, insert-only,
+// schema evolution
+
+#[test]
+fn after_merge() {
+    let Some(peers) = peers("write interop (merge)") else {
+        return;
+    };
+    let rt = common::runtime();
+    let (_tmp, root) = workdir("merged");
+    let dir = root.join("merged");
+    let table = open(&dir);
+    let versions = rt.block_on(async {
+        let mut v = Vec::new();
+        for (rows, partitioned) in [(0..30, true), (30..45, false)] {
+            let mut write = table.write();
+            if partitioned {
+                write = write.with_partition_columns(["grp"]);
+            }
+            let r = write
+                .execute(stream(vec![ops_batch(rows, abc)]))
+                .await
+                .unwrap();
+            v.push(r.version.expect("committed"));
+        }
+        let mut push = |r: delta_core::MergeReport| v.push(r.version.expect("committed"));
+        // Upsert: ids 40..50 (40..44 exist), with new amounts and labels.
+        let source = ops_batch(40..50, abc);
+        push(
+            table
+                .merge(stream(vec![source]), parse("t.id = s.id").unwrap())
+                .when_matched_update_all(None)
+                .when_not_matched_insert_all(None)
+                .execute()
+                .await
+                .unwrap(),
+        );
+        // Delete matched rows of group a, mark the rows the source lacks in group b.
+        push(
+            table
+                .merge(
+                    stream(vec![ops_batch(0..20, abc)]),
+                    parse("t.id = s.id").unwrap(),
+                )
+                .when_matched_delete(Some(parse("t.grp = 'a'").unwrap()))
+                .when_not_matched_by_source_update(
+                    Some(parse("t.grp = 'b'").unwrap()),
+                    vec![("label".to_owned(), parse("'gone ✓'").unwrap())],
+                )
+                .execute()
+                .await
+                .unwrap(),
+        );
+        // Insert-only, with NULL partition values.
+        push(
+            table
+                .merge(
+                    stream(vec![ops_batch(45..60, |i| (i % 2 == 0).then_some("c"))]),
+                    parse("t.id = s.id").unwrap(),
+                )
+                .when_not_matched_insert_all(Some(parse("s.id % 3 <> 0").unwrap()))
+                .execute()
+                .await
+                .unwrap(),
+        );
+        // Schema evolution: a new column from the source.
+        let extra = batch(vec![
+            ("id", Arc::new(Int64Array::from(vec![1, 2, 500]))),
+            (
+                "grp",
+                Arc::new(StringArray::from(vec![Some("b"), Some("c"), None])),
+            ),
+            (
+                "amount",
+                Arc::new(Float64Array::from(vec![0.25, 0.5, 0.75])),
+            ),
+            ("label", Arc::new(StringArray::from(vec!["x", "y", "z"]))),
+            (
+                "note",
+                Arc::new(StringArray::from(vec![Some("n1"), None, Some("n3")])),
+            ),
+        ]);
+        push(
+            table
+                .merge(stream(vec![extra]), parse("t.id = s.id").unwrap())
+                .with_merge_schema(true)
+                .when_matched_update_all(None)
+                .when_not_matched_insert_all(None)
+                .execute()
+                .await
+                .unwrap(),
+        );
+        v
+    });
+    assert_eq!(versions, (0..6).collect::<Vec<u64>>());
+    let mut out = Outcome::new("merged");
+    check_rows(&mut out, &peers, &rt, &dir, &versions);
+    check_stats(&mut out, &peers, &rt, &dir);
+    check_prune(
+        &mut out,
+        &peers,
+        &rt,
+        &dir,
+        "id >= 45",
+        r#"[["id", ">=", 45]]"#,
         true,
     );
     out.finish();

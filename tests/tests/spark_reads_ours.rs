@@ -86,6 +86,11 @@ const SHAPES: &[Shape] = &[
         time_travel: true,
         build: |t| Box::pin(constrained(t)),
     },
+    Shape {
+        name: "merged",
+        time_travel: true,
+        build: |t| Box::pin(merged(t)),
+    },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -361,6 +366,62 @@ async fn operations(t: &Table) -> delta_core::Result<()> {
         .write()
         .with_mode(SaveMode::Overwrite)
         .execute(stream(vec![ops_batch(300..310)]))
+        .await?;
+    Ok(())
+}
+
+/// MERGE: upsert into a partitioned table (special partition values), conditional delete
+/// with NOT MATCHED BY SOURCE update, insert-only, and schema evolution.
+async fn merged(t: &Table) -> delta_core::Result<()> {
+    let _ = t
+        .write()
+        .with_partition_columns(["grp"])
+        .execute(stream(vec![ops_batch(0..30)]))
+        .await?;
+    let on = || parse("t.id = s.id").expect("on");
+    let _ = t
+        .merge(stream(vec![ops_batch(20..40)]), on())
+        .when_matched_update(
+            None,
+            vec![(
+                "label".to_owned(),
+                parse("s.label || ' merged'").expect("expr"),
+            )],
+        )
+        .when_not_matched_insert_all(None)
+        .execute()
+        .await?;
+    let _ = t
+        .merge(stream(vec![ops_batch(0..10)]), on())
+        .when_matched_delete(Some(parse("t.id % 2 = 0").expect("cond")))
+        .when_not_matched_by_source_update(
+            Some(parse("t.id >= 30").expect("cond")),
+            vec![("amount".to_owned(), parse("t.amount * 2").expect("expr"))],
+        )
+        .execute()
+        .await?;
+    let _ = t
+        .merge(stream(vec![ops_batch(35..50)]), on())
+        .when_not_matched_insert_all(None)
+        .execute()
+        .await?;
+    let mut extra = ops_batch(45..47);
+    let note: ArrayRef = Arc::new(StringArray::from(vec![Some("n"), None]));
+    let mut fields: Vec<Field> = extra
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("note", DataType::Utf8, true));
+    let mut columns = extra.columns().to_vec();
+    columns.push(note);
+    extra = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    let _ = t
+        .merge(stream(vec![extra]), on())
+        .with_merge_schema(true)
+        .when_matched_update_all(None)
+        .execute()
         .await?;
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod deletion_vector;
 mod error;
 pub mod expression;
 pub mod log;
+mod merge;
 mod operations;
 mod optimize;
 pub(crate) mod partition;
@@ -39,6 +40,10 @@ pub(crate) mod write;
 pub use clustering::{ClusteringReport, ProbeStats};
 pub use error::{Error, Result, Version};
 pub use log::conflict::IsolationLevel;
+pub use merge::{
+    MatchedAction, MergeBuilder, MergeClause, MergeReport, NotMatchedAction,
+    NotMatchedBySourceAction,
+};
 pub use operations::{OperationReport, SaveMode, WriteBuilder};
 pub use optimize::{Bin, CLUSTERING_TAG, Curve, OptimizeBuilder, OptimizeReport};
 pub use snapshot::Snapshot;

@@ -255,6 +255,7 @@ impl WriteBuilder {
             &partition_columns,
             &metadata,
             existing.as_ref(),
+            None,
         )?;
         let mut violations = vec![0u64; checks.len()];
         let mut rows_written = 0u64;
@@ -391,7 +392,7 @@ fn partition_key(add: &Add) -> Vec<(String, Option<String>)> {
     key
 }
 
-async fn abort_adds(table: &Table, adds: &[Add]) {
+pub(crate) async fn abort_adds(table: &Table, adds: &[Add]) {
     for add in adds {
         if let Ok(location) = table.storage().resolve_file(&add.path, "aborted write") {
             table.storage().delete(&location).await.ok();
@@ -505,7 +506,11 @@ fn uses_timestamp_ntz(schema: &StructType) -> bool {
 }
 
 /// Columns of `input` that the table lacks: added (nullable) when merging, else an error.
-fn new_columns(schema: &StructType, input: &Schema, merge: bool) -> Result<Vec<StructField>> {
+pub(crate) fn new_columns(
+    schema: &StructType,
+    input: &Schema,
+    merge: bool,
+) -> Result<Vec<StructField>> {
     let mut added = Vec::new();
     for field in input.fields() {
         if schema.field(field.name()).is_some() {
@@ -591,24 +596,29 @@ fn conform_input(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch>
     )?)
 }
 
-fn new_writer(
+pub(crate) fn new_writer(
     table: &Table,
     schema: &StructType,
     partition_columns: &[String],
     metadata: &Metadata,
     snapshot: Option<&Snapshot>,
+    max_buffered_bytes: Option<usize>,
 ) -> Result<DataWriter> {
     let mode = snapshot.map_or(
         crate::schema::ColumnMappingMode::None,
         Snapshot::column_mapping,
     );
+    let mut options = WriterOptions::from_metadata(metadata);
+    if let Some(bytes) = max_buffered_bytes {
+        options.max_buffered_bytes = bytes;
+    }
     DataWriter::new(
         table.storage().clone(),
         schema.clone(),
         partition_columns.to_vec(),
         mode,
         StatsConfig::from_metadata(metadata),
-        WriterOptions::from_metadata(metadata),
+        options,
         table.clock().clone(),
         None,
     )
@@ -616,7 +626,7 @@ fn new_writer(
 
 /// Table constraints checked over every written row: NOT NULL columns, column invariants,
 /// `delta.constraints.*` CHECKs, and the `replaceWhere` predicate.
-struct Constraints {
+pub(crate) struct Constraints {
     checks: Vec<(String, String, Check)>,
 }
 
@@ -626,7 +636,7 @@ enum Check {
 }
 
 impl Constraints {
-    fn of(
+    pub(crate) fn of(
         schema: &StructType,
         metadata: &Metadata,
         arrow_schema: &SchemaRef,
@@ -687,12 +697,12 @@ impl Constraints {
         Ok(Self { checks })
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.checks.len()
     }
 
     /// Add the number of rows of `batch` violating each check (not TRUE counts).
-    fn count(&self, batch: &RecordBatch, violations: &mut [u64]) -> Result<()> {
+    pub(crate) fn count(&self, batch: &RecordBatch, violations: &mut [u64]) -> Result<()> {
         for ((_, _, check), count) in self.checks.iter().zip(violations.iter_mut()) {
             let bad = match check {
                 Check::NotNull(i) => batch.column(*i).null_count(),
@@ -706,7 +716,7 @@ impl Constraints {
         Ok(())
     }
 
-    fn first_violation(&self, violations: &[u64]) -> Option<Error> {
+    pub(crate) fn first_violation(&self, violations: &[u64]) -> Option<Error> {
         self.checks
             .iter()
             .zip(violations)
@@ -720,7 +730,7 @@ impl Constraints {
 }
 
 /// Rows of a batch for which `mask` is TRUE.
-fn true_mask(mask: &BooleanArray) -> BooleanArray {
+pub(crate) fn true_mask(mask: &BooleanArray) -> BooleanArray {
     if mask.null_count() > 0 {
         prep_null_mask_filter(mask)
     } else {
@@ -796,6 +806,7 @@ async fn delete_rows(
         snapshot.partition_columns(),
         snapshot.metadata(),
         Some(snapshot),
+        None,
     )?;
     let rewrite: Result<()> = async {
         for add in &partial {
@@ -849,7 +860,7 @@ async fn delete_rows(
 }
 
 /// Physical rows of a file minus the rows its deletion vector hides (from statistics).
-fn file_rows(snapshot: &Snapshot, add: &Add) -> u64 {
+pub(crate) fn file_rows(snapshot: &Snapshot, add: &Add) -> u64 {
     let records = add
         .stats
         .as_deref()
@@ -865,7 +876,7 @@ fn file_rows(snapshot: &Snapshot, add: &Add) -> u64 {
     records.saturating_sub(hidden)
 }
 
-fn refuse_cdf_rewrites(snapshot: &Snapshot, operation: &str) -> Result<()> {
+pub(crate) fn refuse_cdf_rewrites(snapshot: &Snapshot, operation: &str) -> Result<()> {
     if snapshot
         .property("delta.enableChangeDataFeed")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
@@ -976,6 +987,7 @@ impl Table {
             snapshot.partition_columns(),
             snapshot.metadata(),
             Some(&snapshot),
+            None,
         )?;
         let mut report = OperationReport::default();
         let mut removed = Vec::new();

@@ -56,6 +56,9 @@ pub enum TableCommand {
     Delete(DeleteArgs),
     /// Set columns of the rows matching a predicate (copy-on-write).
     Update(UpdateArgs),
+    /// MERGE rows from JSON-lines, CSV or parquet files into the table: update or delete
+    /// matched rows, insert new ones (copy-on-write; only files with changed rows are rewritten).
+    Merge(MergeArgs),
     /// Write a checkpoint of the latest version now.
     Checkpoint(CheckpointArgs),
     /// Set table properties (`delta.*` or user keys) in a metadata-only commit.
@@ -314,6 +317,72 @@ pub struct UpdateArgs {
     pub json: bool,
 }
 
+/// Arguments of `table merge`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The ON condition and the conditions and values refer to the table as `t` and to the source \
+as `s` (unqualified names belong to the side that has them). ON must hold at least one \
+equality `t.<col> = s.<col>`; files whose statistics or partition values cannot hold a \
+source key are not read.
+
+Spark's rules apply: the first clause whose condition holds acts, and a target row matched \
+by more than one source row is an error (unless the only WHEN MATCHED action is an \
+unconditional delete).
+
+Source files are read as by `table write`, with the table's column types.
+
+Example: medilake table merge ./labs --source new.jsonl --on 't.lab_result_id = \
+s.lab_result_id' --when-matched update-all --when-not-matched insert-all")]
+pub struct MergeArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Source files, read in this order (repeatable).
+    #[arg(long, short = 's', value_name = "FILE", required = true, num_args = 1..)]
+    pub source: Vec<String>,
+
+    /// Format of every source file (default: from each file's extension).
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+
+    /// The merge condition, e.g. `t.id = s.id` or `t.id = s.id AND t.site = s.site`.
+    #[arg(long, value_name = "EXPR")]
+    pub on: String,
+
+    /// WHEN MATCHED action: `update-all`, `delete`, `update SET col = expr, ...` or `ignore`.
+    #[arg(long, value_name = "ACTION")]
+    pub when_matched: Option<String>,
+
+    /// Extra condition of the WHEN MATCHED clause (may read `t.*` and `s.*`).
+    #[arg(long, value_name = "EXPR", requires = "when_matched")]
+    pub when_matched_condition: Option<String>,
+
+    /// WHEN NOT MATCHED action: `insert-all` or `ignore`.
+    #[arg(long, value_name = "ACTION")]
+    pub when_not_matched: Option<String>,
+
+    /// Extra condition of the WHEN NOT MATCHED clause (may read `s.*`).
+    #[arg(long, value_name = "EXPR", requires = "when_not_matched")]
+    pub when_not_matched_condition: Option<String>,
+
+    /// WHEN NOT MATCHED BY SOURCE action: `delete`, `update SET col = expr, ...` or `ignore`.
+    #[arg(long, value_name = "ACTION")]
+    pub when_not_matched_by_source: Option<String>,
+
+    /// Extra condition of the WHEN NOT MATCHED BY SOURCE clause (may read `t.*`).
+    #[arg(long, value_name = "EXPR", requires = "when_not_matched_by_source")]
+    pub when_not_matched_by_source_condition: Option<String>,
+
+    /// Add source columns the table lacks (as nullable columns) on update-all/insert-all.
+    #[arg(long)]
+    pub merge_schema: bool,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Arguments of `table checkpoint`.
 #[derive(Debug, Args)]
 pub struct CheckpointArgs {
@@ -495,6 +564,7 @@ impl TableCommand {
             Self::Write(a) => &a.uri,
             Self::Delete(a) => &a.uri,
             Self::Update(a) => &a.uri,
+            Self::Merge(a) => &a.uri,
             Self::Checkpoint(a) => &a.uri,
             Self::SetProperty(a) => &a.uri,
             Self::AddConstraint(a) => &a.uri,

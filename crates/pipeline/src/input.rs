@@ -113,6 +113,8 @@ enum Reading {
 pub struct InputPlan {
     files: Vec<(InputFile, Reading)>,
     target: SchemaRef,
+    /// Names (in the target schema's spelling) of the columns some input file holds.
+    present: Vec<String>,
 }
 
 /// The columns one file holds (inferred or declared), for planning.
@@ -145,6 +147,18 @@ impl InputPlan {
             });
         }
         let target = target_schema(&files, &columns, table, merge_schema)?;
+        let present = target
+            .fields()
+            .iter()
+            .filter(|t| {
+                columns.iter().any(|c| {
+                    c.fields
+                        .iter()
+                        .any(|f| f.name().eq_ignore_ascii_case(t.name()))
+                })
+            })
+            .map(|f| f.name().clone())
+            .collect();
         let plan = files
             .into_iter()
             .zip(&columns)
@@ -160,7 +174,15 @@ impl InputPlan {
         Ok(Self {
             files: plan,
             target,
+            present,
         })
+    }
+
+    /// The target columns that some input file holds (the others are all NULL), in target
+    /// order. A MERGE source keeps only these, so `UPDATE *` never sets absent columns.
+    #[must_use]
+    pub fn present_columns(&self) -> &[String] {
+        &self.present
     }
 
     /// The schema of every batch [`InputPlan::batches`] yields (all columns nullable).

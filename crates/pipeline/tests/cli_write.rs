@@ -632,6 +632,130 @@ fn delete_and_update() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn merge_updates_inserts_and_prints_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = partitioned_table(dir.path());
+    let uri = uri.as_str();
+    // id 2 (CA) is updated, 9 inserted; `name` is absent, so update-all fails, and
+    // insert-all needs --merge-schema to insert NULL names.
+    let source = write_file(
+        dir.path(),
+        "source.jsonl",
+        "{\"id\":2,\"st\":\"CA\",\"v\":-2}\n{\"id\":9,\"st\":\"WA\",\"v\":90}\n",
+    );
+    let message = fails(
+        &[
+            "table",
+            "merge",
+            uri,
+            "--source",
+            &source,
+            "--on",
+            "t.id = s.id",
+            "--when-matched",
+            "update-all",
+        ],
+        1,
+    );
+    assert!(
+        message.contains("WHEN MATCHED clause 1 (UPDATE *)") && message.contains("`name`"),
+        "{message}"
+    );
+    let out = ok(&[
+        "table",
+        "merge",
+        uri,
+        "--source",
+        &source,
+        "--on",
+        "t.id = s.id",
+        "--when-matched",
+        "update SET v = s.v, name = 'changed'",
+        "--when-not-matched",
+        "insert-all",
+        "--merge-schema",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "version 1: merged 2 source rows: 1 updated, 0 deleted, 1 inserted"
+    );
+    assert_eq!(
+        lines[1],
+        "target rows: 1 copied into 1 file rewritten; 1 of 3 files read (2 pruned)"
+    );
+    let rows = rows(uri);
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[1]["v"], json!(-2));
+    assert_eq!(rows[1]["name"], json!("changed"));
+    assert_eq!(rows[4]["id"], json!(9));
+    assert_eq!(rows[4]["name"], Value::Null);
+
+    // NOT MATCHED BY SOURCE deletes what the source lacks; JSON output.
+    let keep = write_file(dir.path(), "keep.jsonl", "{\"id\":3}\n{\"id\":9}\n");
+    let out: Value = serde_json::from_str(&ok(&[
+        "table",
+        "merge",
+        uri,
+        "--source",
+        &keep,
+        "--on",
+        "t.id = s.id",
+        "--when-not-matched-by-source",
+        "delete",
+        "--when-not-matched-by-source-condition",
+        "t.v > 0",
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(out["operation"], json!("MERGE"));
+    assert_eq!(out["version"], json!(2));
+    assert_eq!(out["rowsDeleted"], json!(2), "ids 1 and 4 (id 2 has v < 0)");
+    assert_eq!(out["filesRead"], json!(4));
+    assert_eq!(ids(uri), [2, 3, 9]);
+    let history = jsonl(&ok(&["table", "history", uri, "--json"]));
+    assert_eq!(history[0]["operation"], json!("MERGE"));
+
+    // Ambiguous source: a usage of data, exit code 1, no values in the message.
+    let dup = write_file(
+        dir.path(),
+        "dup.jsonl",
+        "{\"id\":3,\"v\":1}\n{\"id\":3,\"v\":2}\n",
+    );
+    let message = fails(
+        &[
+            "table",
+            "merge",
+            uri,
+            "--source",
+            &dup,
+            "--on",
+            "t.id = s.id",
+            "--when-matched",
+            "update SET v = s.v",
+        ],
+        1,
+    );
+    assert!(message.contains("more than one source row"), "{message}");
+    let message = fails(
+        &[
+            "table",
+            "merge",
+            uri,
+            "--source",
+            &dup,
+            "--on",
+            "t.id = s.id",
+            "--when-matched",
+            "upsert",
+        ],
+        1,
+    );
+    assert!(message.contains("unknown action"), "{message}");
+    assert_eq!(versions(uri), [0, 1, 2]);
+}
+
+#[test]
 fn checkpoint_set_property_and_constraints() {
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = partitioned_table(dir.path());

@@ -3,6 +3,7 @@
 //! and (through `delta_core::Error`) the file or action at fault.
 
 pub mod maintenance;
+pub mod merge;
 pub mod table;
 pub mod write;
 

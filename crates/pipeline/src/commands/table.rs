@@ -39,6 +39,7 @@ pub async fn run<W: Write>(
         TableCommand::Write(args) => super::write::write(&table, &args, out).await,
         TableCommand::Delete(args) => super::write::delete(&table, &args, out).await,
         TableCommand::Update(args) => super::write::update(&table, &args, out).await,
+        TableCommand::Merge(args) => super::merge::merge(&table, &args, out).await,
         TableCommand::Checkpoint(args) => super::write::checkpoint(&table, &args, out).await,
         TableCommand::SetProperty(args) => super::write::set_property(&table, &args, out).await,
         TableCommand::AddConstraint(args) => super::write::add_constraint(&table, &args, out).await,

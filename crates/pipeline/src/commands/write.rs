@@ -546,7 +546,7 @@ fn report_json(operation: &str, report: &OperationReport) -> Json {
 }
 
 /// `1 row`, `2 rows`.
-fn plural(n: u64, noun: &str) -> String {
+pub(crate) fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("{n} {noun}")
     } else {
