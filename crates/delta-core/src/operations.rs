@@ -578,6 +578,16 @@ fn conform_input(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch>
         };
         columns.push(column);
     }
+    output_batch(schema, columns, batch.num_rows())
+}
+
+/// `columns` as a batch of `schema`'s fields (every field nullable: the writer checks NOT
+/// NULL), with the columns' own types.
+pub(crate) fn output_batch(
+    schema: &Schema,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch> {
     let fields: Vec<_> = schema
         .fields()
         .iter()
@@ -592,7 +602,7 @@ fn conform_input(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch>
     Ok(RecordBatch::try_new_with_options(
         Arc::new(Schema::new(fields)),
         columns,
-        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
     )?)
 }
 

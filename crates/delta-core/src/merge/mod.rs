@@ -52,7 +52,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::action::Add;
 use crate::expression::{BoundExpression, BoundValue, CompareOp, Expression, Literal};
 use crate::operations::{
-    Constraints, abort_adds, new_columns, new_writer, refuse_cdf_rewrites, true_mask,
+    Constraints, abort_adds, new_columns, new_writer, output_batch, refuse_cdf_rewrites, true_mask,
 };
 use crate::schema::to_arrow_schema;
 use crate::snapshot::Snapshot;
@@ -2072,26 +2072,6 @@ fn conform_target(batch: &RecordBatch, output_schema: &Schema) -> Result<RecordB
         })
         .collect();
     output_batch(output_schema, columns, batch.num_rows())
-}
-
-/// `columns` as a batch of the output schema (every field nullable: the writer checks NOT NULL).
-fn output_batch(schema: &Schema, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .zip(&columns)
-        .map(|(f, c)| {
-            f.as_ref()
-                .clone()
-                .with_nullable(true)
-                .with_data_type(c.data_type().clone())
-        })
-        .collect();
-    Ok(RecordBatch::try_new_with_options(
-        Arc::new(Schema::new(fields)),
-        columns,
-        &RecordBatchOptions::new().with_row_count(Some(rows)),
-    )?)
 }
 
 /// `array` in `data_type` (values are bound to the column's type; nested nullability may

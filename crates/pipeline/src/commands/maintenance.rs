@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use delta_core::{Bin, Curve, ProbeStats, Snapshot, Table};
 
+use super::plural;
 use crate::cli::{ClusteringArgs, CurveArg, OptimizeArgs, VacuumArgs};
 use crate::output::Json;
 
@@ -442,13 +443,4 @@ fn probe_json(probe: &ProbeStats) -> Json {
         ("maxFiles", Json::from(probe.max_files)),
         ("overlapDepth", Json::opt(probe.overlap_depth)),
     ])
-}
-
-/// `1 file`, `2 files`.
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("{n} {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }

@@ -26,7 +26,8 @@ use delta_core::{
 };
 use futures::StreamExt;
 
-use super::write::{parse_assignments, plural};
+use super::plural;
+use super::write::{files_line, parse_assignments};
 use crate::cli::MergeArgs;
 use crate::input::{InputFile, InputPlan};
 use crate::output::Json;
@@ -255,20 +256,15 @@ fn print_merge<W: Write>(out: &mut W, json: bool, report: &MergeReport) -> Resul
         plural(report.files_before_pruning, "file"),
         report.files_pruned
     )?;
-    let mut files = format!(
-        "files: {} added ({}), {} removed ({})",
-        report.files_added,
-        plural(report.bytes_added, "byte"),
-        report.files_removed,
-        plural(report.bytes_removed, "byte")
-    );
-    if report.attempts > 1 {
-        files.push_str(&format!(
-            "; committed on attempt {} (concurrent commits came first)",
+    writeln!(
+        out,
+        "{}",
+        files_line(
+            (report.files_added, report.bytes_added),
+            (report.files_removed, report.bytes_removed),
             report.attempts
-        ));
-    }
-    writeln!(out, "{files}")?;
+        )
+    )?;
     Ok(())
 }
 

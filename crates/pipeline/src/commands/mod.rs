@@ -36,3 +36,12 @@ pub async fn run_with_output<W: Write>(cli: Cli, out: &mut W) -> Result<()> {
         Command::Table(command) => table::run(command, &options, out).await,
     }
 }
+
+/// `1 row`, `2 rows`: a count with its noun, plural unless the count is one.
+pub(crate) fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -13,6 +13,7 @@ use delta_core::schema::{ColumnMappingMode, DataType, StructField, StructType};
 use delta_core::{Snapshot, Table};
 use futures::StreamExt;
 
+use super::plural;
 use crate::cli::{
     DescribeArgs, FilesArgs, HistoryArgs, LogArgs, ShowArgs, TableCommand, TimeTravel,
 };
@@ -420,15 +421,6 @@ fn bytes(n: i64) -> String {
         "1 byte".to_owned()
     } else {
         format!("{n} bytes")
-    }
-}
-
-/// `1 row`, `2 rows`.
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("{n} {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 

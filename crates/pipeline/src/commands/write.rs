@@ -23,6 +23,7 @@ use delta_core::expression::Expression;
 use delta_core::{OperationReport, SaveMode, Table};
 use futures::StreamExt;
 
+use super::plural;
 use crate::cli::{
     AddConstraintArgs, CheckpointArgs, DeleteArgs, SetPropertyArgs, UpdateArgs, WriteArgs,
     WriteMode,
@@ -503,20 +504,15 @@ fn print_report<W: Write>(
         return Ok(());
     }
     writeln!(out, "version {version}: {summary}")?;
-    let mut files = format!(
-        "files: {} added ({}), {} removed ({})",
-        report.files_added,
-        plural(report.bytes_added, "byte"),
-        report.files_removed,
-        plural(report.bytes_removed, "byte")
-    );
-    if report.attempts > 1 {
-        files.push_str(&format!(
-            "; committed on attempt {} (concurrent commits came first)",
+    writeln!(
+        out,
+        "{}",
+        files_line(
+            (report.files_added, report.bytes_added),
+            (report.files_removed, report.bytes_removed),
             report.attempts
-        ));
-    }
-    writeln!(out, "{files}")?;
+        )
+    )?;
     Ok(())
 }
 
@@ -545,13 +541,22 @@ fn report_json(operation: &str, report: &OperationReport) -> Json {
     ])
 }
 
-/// `1 row`, `2 rows`.
-pub(crate) fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("{n} {noun}")
-    } else {
-        format!("{n} {noun}s")
+/// The `files: ...` line of an operation's report: files and bytes added and removed, and the
+/// attempt that committed when concurrent commits came first.
+pub(crate) fn files_line(added: (u64, u64), removed: (u64, u64), attempts: u32) -> String {
+    let mut line = format!(
+        "files: {} added ({}), {} removed ({})",
+        added.0,
+        plural(added.1, "byte"),
+        removed.0,
+        plural(removed.1, "byte")
+    );
+    if attempts > 1 {
+        line.push_str(&format!(
+            "; committed on attempt {attempts} (concurrent commits came first)"
+        ));
     }
+    line
 }
 
 #[cfg(test)]
