@@ -16,7 +16,6 @@
 //! `attempts`.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
@@ -24,7 +23,6 @@ use delta_core::expression::{Expression, parse};
 use delta_core::{
     MatchedAction, MergeClause, MergeReport, NotMatchedAction, NotMatchedBySourceAction, Table,
 };
-use futures::StreamExt;
 
 use super::plural;
 use super::write::{files_line, parse_assignments};
@@ -174,23 +172,8 @@ pub async fn merge<W: Write>(table: &Table, args: &MergeArgs, out: &mut W) -> Re
         }
     });
     // An input error surfaces inside delta-core as a placeholder; the real error (with the
-    // file and line) is kept here and reported instead.
-    let input_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
-    let slot = input_error.clone();
-    let batches = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
-    .map(move |item| {
-        item.map_err(|e| {
-            if let Ok(mut slot) = slot.lock() {
-                *slot = Some(e);
-            }
-            delta_core::Error::InvalidArgument {
-                message: "cannot read the source files".to_owned(),
-            }
-        })
-    })
-    .boxed();
+    // file and line) is kept and reported instead.
+    let (batches, input_errors) = super::engine_input(Vec::new(), receiver, "source files");
 
     let mut builder = table
         .merge(batches, on)
@@ -203,13 +186,7 @@ pub async fn merge<W: Write>(table: &Table, args: &MergeArgs, out: &mut W) -> Re
     producer.await.ok();
     let report = match outcome {
         Ok(report) => report,
-        Err(e) => {
-            let input = input_error.lock().ok().and_then(|mut slot| slot.take());
-            return match input {
-                Some(input) => Err(input.context(context())),
-                None => Err(anyhow::Error::new(e).context(context())),
-            };
-        }
+        Err(e) => return Err(input_errors.explain(e).context(context())),
     };
     print_merge(out, args.json, &report)
 }

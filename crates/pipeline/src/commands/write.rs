@@ -15,13 +15,11 @@
 //! and `attempts` (commit attempts; more than one when concurrent writers won first).
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use arrow::array::RecordBatch;
 use delta_core::expression::Expression;
 use delta_core::{OperationReport, SaveMode, Table};
-use futures::StreamExt;
 
 use super::plural;
 use crate::cli::{
@@ -115,25 +113,8 @@ pub async fn write<W: Write>(table: &Table, args: &WriteArgs, out: &mut W) -> Re
     }
 
     // An input error surfaces inside delta-core as a placeholder; the real error (with the
-    // file and line) is kept here and reported instead.
-    let input_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
-    let slot = input_error.clone();
-    let rest = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    });
-    let batches = futures::stream::iter(prefix.into_iter().map(Ok))
-        .chain(rest)
-        .map(move |item| {
-            item.map_err(|e| {
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(e);
-                }
-                delta_core::Error::InvalidArgument {
-                    message: "cannot read the input files".to_owned(),
-                }
-            })
-        })
-        .boxed();
+    // file and line) is kept and reported instead.
+    let (batches, input_errors) = super::engine_input(prefix, receiver, "input files");
 
     let mut builder = table
         .write()
@@ -162,13 +143,7 @@ pub async fn write<W: Write>(table: &Table, args: &WriteArgs, out: &mut W) -> Re
     producer.await.ok();
     let report = match outcome {
         Ok(report) => report,
-        Err(e) => {
-            let input = input_error.lock().ok().and_then(|mut slot| slot.take());
-            return match input {
-                Some(input) => Err(input.context(context())),
-                None => Err(anyhow::Error::new(e).context(context())),
-            };
-        }
+        Err(e) => return Err(input_errors.explain(e).context(context())),
     };
     let mode = if args.dynamic_partition_overwrite {
         "dynamic partition overwrite"
