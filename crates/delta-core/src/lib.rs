@@ -24,6 +24,7 @@ mod merge;
 mod operations;
 mod optimize;
 pub(crate) mod partition;
+mod rewrite;
 pub mod scan;
 pub mod schema;
 mod snapshot;

@@ -19,6 +19,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::action::{Add, Metadata, Protocol};
 use crate::expression::{BoundExpression, BoundValue, Expression};
+use crate::rewrite::{Rewriter, RowFate, Staged};
 use crate::scan::Verdict;
 use crate::schema::{
     DataType, PrimitiveType, StructField, StructType, from_arrow_schema, to_arrow_schema,
@@ -61,6 +62,12 @@ pub struct OperationReport {
     pub bytes_added: u64,
     /// Bytes of the removed files.
     pub bytes_removed: u64,
+    /// Files that got a new deletion vector instead of being rewritten.
+    pub deletion_vectors_added: u64,
+    /// Deletion vectors replaced by larger ones or dropped with their file.
+    pub deletion_vectors_removed: u64,
+    /// Change data files written (`_change_data/`).
+    pub change_files_added: u64,
     /// Commit attempts.
     pub attempts: u32,
 }
@@ -289,11 +296,19 @@ impl WriteBuilder {
         };
 
         // What the overwrite replaces.
+        let mut replaced: Option<Staged> = None;
         if let (SaveMode::Overwrite, Some(snapshot)) = (self.mode, &existing) {
             if let Some(predicate) = &self.replace_where {
-                let deleted = delete_rows(&self.table, snapshot, Some(predicate), &mut txn).await;
+                // The new rows would have to join the change data of the replaced ones.
+                let deleted = match refuse_cdf_rewrites(snapshot, "overwrite with replaceWhere") {
+                    Ok(()) => delete_rows(&self.table, snapshot, Some(predicate), &mut txn).await,
+                    Err(e) => Err(e),
+                };
                 match deleted {
-                    Ok(d) => report.absorb_delete(&d),
+                    Ok((d, staged)) => {
+                        report.absorb_delete(&d);
+                        replaced = Some(staged);
+                    }
                     Err(e) => {
                         abort_adds(&self.table, &adds).await;
                         return Err(e);
@@ -327,6 +342,7 @@ impl WriteBuilder {
         }
         let changes_nothing = adds.is_empty()
             && report.files_removed == 0
+            && report.deletion_vectors_added == 0
             && existing.is_some()
             && self.app_transaction.is_none()
             && !txn
@@ -346,6 +362,9 @@ impl WriteBuilder {
             Err(e @ Error::CommitOutcomeUnknown { .. }) => Err(e),
             Err(e) => {
                 abort_adds(&self.table, &adds).await;
+                if let Some(staged) = replaced {
+                    staged.abort(&self.table).await;
+                }
                 Err(e)
             }
         }
@@ -361,6 +380,9 @@ impl OperationReport {
         self.rows_copied += d.rows_copied;
         self.bytes_added += d.bytes_added;
         self.bytes_removed += d.bytes_removed;
+        self.deletion_vectors_added += d.deletion_vectors_added;
+        self.deletion_vectors_removed += d.deletion_vectors_removed;
+        self.change_files_added += d.change_files_added;
     }
 
     fn record_metrics(&self, txn: Transaction) -> Transaction {
@@ -372,6 +394,20 @@ impl OperationReport {
             .with_metric("numRemovedBytes", self.bytes_removed)
             .with_metric("numAffectedRows", self.rows_affected)
             .with_metric("numCopiedRows", self.rows_copied)
+            .with_metric("numDeletionVectorsAdded", self.deletion_vectors_added)
+            .with_metric("numDeletionVectorsRemoved", self.deletion_vectors_removed)
+            .with_metric("numAddedChangeFiles", self.change_files_added)
+    }
+
+    /// Take the file counts of a staged rewrite.
+    fn absorb_staged(&mut self, staged: &Staged) {
+        self.files_added += staged.files_added;
+        self.bytes_added += staged.bytes_added;
+        self.files_removed += staged.files_removed;
+        self.bytes_removed += staged.bytes_removed;
+        self.deletion_vectors_added += staged.deletion_vectors_added;
+        self.deletion_vectors_removed += staged.deletion_vectors_removed;
+        self.change_files_added += staged.change_files_added;
     }
 
     fn committed(mut self, committed: &Committed) -> Self {
@@ -793,31 +829,38 @@ fn candidates(snapshot: &Snapshot, predicate: Option<&Expression>) -> Result<Can
     Ok(Candidates { whole, partial })
 }
 
-/// Stage a copy-on-write DELETE of rows matching `predicate` into `txn`.
+/// Stage a DELETE of rows matching `predicate` into `txn`: files all of whose rows match are
+/// removed unread; files with some matching rows are rewritten without them, or keep their
+/// rows behind a deletion vector (see [`crate::rewrite`]). Returns what to delete if the
+/// commit fails.
 async fn delete_rows(
     table: &Table,
     snapshot: &Snapshot,
     predicate: Option<&Expression>,
     txn: &mut Transaction,
-) -> Result<OperationReport> {
-    refuse_cdf_rewrites(snapshot, "DELETE")?;
-    let Candidates { whole, partial } = candidates(snapshot, predicate)?;
+) -> Result<(OperationReport, Staged)> {
+    let Candidates {
+        mut whole,
+        mut partial,
+    } = candidates(snapshot, predicate)?;
+    let mut rewriter = Rewriter::new(
+        table,
+        snapshot,
+        snapshot.schema(),
+        snapshot.metadata(),
+        None,
+    )?;
+    // A change feed reader reads only the change data of a version that has any: once some
+    // is written, the rows of wholly deleted files must be in it too.
+    if rewriter.writes_change_data() && predicate.is_some() && !partial.is_empty() {
+        partial.append(&mut whole);
+    }
     let mut report = OperationReport::default();
     let table_schema = snapshot.arrow_schema();
     let bound = predicate.map(|p| p.bind(&table_schema)).transpose()?;
-    let mut removed = Vec::new();
     for add in &whole {
         report.rows_affected += file_rows(snapshot, add);
     }
-    removed.extend(whole.iter().cloned());
-    let mut writer = new_writer(
-        table,
-        snapshot.schema(),
-        snapshot.partition_columns(),
-        snapshot.metadata(),
-        Some(snapshot),
-        None,
-    )?;
     let rewrite: Result<()> = async {
         for add in &partial {
             let mut stream = snapshot
@@ -825,48 +868,46 @@ async fn delete_rows(
                 .build_for(std::slice::from_ref(add))?
                 .execute();
             let mut matched_in_file = 0u64;
-            let mut kept_batches = Vec::new();
+            let mut batches = Vec::new();
             while let Some(batch) = stream.try_next().await? {
                 let mask = match &bound {
                     Some(p) => true_mask(&p.evaluate(&batch)?),
                     None => BooleanArray::from(vec![true; batch.num_rows()]),
                 };
                 matched_in_file += u64::try_from(mask.true_count()).unwrap_or(u64::MAX);
-                kept_batches.push(filter_record_batch(&batch, &not(&mask)?)?);
+                batches.push((batch, mask));
             }
             if matched_in_file == 0 {
                 continue;
             }
             report.rows_affected += matched_in_file;
-            for batch in &kept_batches {
-                report.rows_copied += u64::try_from(batch.num_rows()).unwrap_or(u64::MAX);
-                writer.write(batch).await?;
+            let mut edit = rewriter.begin(add);
+            for (batch, mask) in &batches {
+                let fates: Vec<RowFate> = mask
+                    .values()
+                    .iter()
+                    .map(|m| if m { RowFate::Deleted } else { RowFate::Kept })
+                    .collect();
+                let kept = filter_record_batch(batch, &not(mask)?)?;
+                rewriter.batch(&mut edit, batch, &kept, &fates).await?;
             }
-            removed.push(add.clone());
+            rewriter.end(edit).await?;
         }
         Ok(())
     }
     .await;
     if let Err(e) = rewrite {
-        writer.abort().await.ok();
+        rewriter.abort().await;
         return Err(e);
     }
-    let adds = writer.finish().await?;
-    report.files_added = adds.len() as u64;
-    report.rows_written = report.rows_copied;
-    report.bytes_added = adds
-        .iter()
-        .map(|a| u64::try_from(a.size).unwrap_or(0))
-        .sum();
-    report.files_removed = removed.len() as u64;
-    report.bytes_removed = removed
-        .iter()
-        .map(|a| u64::try_from(a.size).unwrap_or(0))
-        .sum();
-    txn.read_data(predicate.cloned(), removed.iter().map(|a| a.path.clone()));
-    txn.remove_files(removed, true);
-    txn.add_files(adds);
-    Ok(report)
+    let mut rewritten = rewriter.finish().await?;
+    rewritten.removed.extend(whole);
+    report.rows_copied = rewritten.counts.rows_copied;
+    report.rows_written = rewritten.counts.rows_written;
+    let staged = rewritten.stage(table, txn).await?;
+    report.absorb_staged(&staged);
+    txn.read_data(predicate.cloned(), staged.removed_paths.iter().cloned());
+    Ok((report, staged))
 }
 
 /// Physical rows of a file minus the rows its deletion vector hides (from statistics).
@@ -917,15 +958,21 @@ impl Table {
                 .map_or_else(|| "true".to_owned(), ToString::to_string)])
             .unwrap_or_default(),
         );
-        let report = delete_rows(self, &snapshot, predicate.as_ref(), &mut txn).await?;
-        if report.files_removed == 0 {
+        let (report, staged) = delete_rows(self, &snapshot, predicate.as_ref(), &mut txn).await?;
+        if staged.removed_paths.is_empty() {
             return Ok(report);
         }
         let txn = report
             .record_metrics(txn)
             .with_metric("numDeletedRows", report.rows_affected);
-        let committed = txn.commit().await?;
-        Ok(report.committed(&committed))
+        match txn.commit().await {
+            Ok(committed) => Ok(report.committed(&committed)),
+            Err(e @ Error::CommitOutcomeUnknown { .. }) => Err(e),
+            Err(e) => {
+                staged.abort(self).await;
+                Err(e)
+            }
+        }
     }
 
     /// UPDATE: for rows matching `predicate` (all when `None`), set each column to the
@@ -941,7 +988,6 @@ impl Table {
         predicate: Option<Expression>,
     ) -> Result<OperationReport> {
         let snapshot = self.snapshot().await?;
-        refuse_cdf_rewrites(&snapshot, "UPDATE")?;
         let schema = snapshot.schema().clone();
         let arrow_schema = snapshot.arrow_schema();
         for (column, _) in assignments {
@@ -991,16 +1037,8 @@ impl Table {
                     .map_or_else(|| "true".to_owned(), ToString::to_string)])
                 .unwrap_or_default(),
             );
-        let mut writer = new_writer(
-            self,
-            &schema,
-            snapshot.partition_columns(),
-            snapshot.metadata(),
-            Some(&snapshot),
-            None,
-        )?;
+        let mut rewriter = Rewriter::new(self, &snapshot, &schema, snapshot.metadata(), None)?;
         let mut report = OperationReport::default();
-        let mut removed = Vec::new();
         let outcome: Result<()> = async {
             for add in whole.iter().chain(&partial) {
                 let mut stream = snapshot
@@ -1017,7 +1055,7 @@ impl Table {
                     let n = u64::try_from(mask.true_count()).unwrap_or(u64::MAX);
                     matched += n;
                     if n == 0 {
-                        batches.push(batch);
+                        batches.push((batch.clone(), batch, mask));
                         continue;
                     }
                     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
@@ -1037,48 +1075,47 @@ impl Table {
                             batch.columns().to_vec(),
                         )
                     })?;
-                    batches.push(updated);
+                    // Only changed rows can break a constraint: the others were checked when
+                    // they were written.
+                    checks.count(&filter_record_batch(&updated, &mask)?, &mut violations)?;
+                    batches.push((batch, updated, mask));
                 }
                 if matched == 0 {
                     continue;
                 }
                 report.rows_affected += matched;
-                for batch in &batches {
-                    checks.count(batch, &mut violations)?;
-                    report.rows_written += u64::try_from(batch.num_rows()).unwrap_or(u64::MAX);
-                    writer.write(batch).await?;
+                let mut edit = rewriter.begin(add);
+                for (original, updated, mask) in &batches {
+                    let fates: Vec<RowFate> = mask
+                        .values()
+                        .iter()
+                        .map(|m| if m { RowFate::Updated } else { RowFate::Kept })
+                        .collect();
+                    rewriter.batch(&mut edit, original, updated, &fates).await?;
                 }
-                removed.push(add.clone());
+                rewriter.end(edit).await?;
             }
             Ok(())
         }
         .await;
         if let Err(e) = outcome {
-            writer.abort().await.ok();
+            rewriter.abort().await;
             return Err(e);
         }
         if let Some(err) = checks.first_violation(&violations) {
-            writer.abort().await.ok();
+            rewriter.abort().await;
             return Err(err);
         }
-        let adds = writer.finish().await?;
-        if removed.is_empty() {
+        let rewritten = rewriter.finish().await?;
+        if rewritten.is_empty() {
+            rewritten.abort(self).await;
             return Ok(report);
         }
-        report.rows_copied = report.rows_written.saturating_sub(report.rows_affected);
-        report.files_added = adds.len() as u64;
-        report.bytes_added = adds
-            .iter()
-            .map(|a| u64::try_from(a.size).unwrap_or(0))
-            .sum();
-        report.files_removed = removed.len() as u64;
-        report.bytes_removed = removed
-            .iter()
-            .map(|a| u64::try_from(a.size).unwrap_or(0))
-            .sum();
-        txn.read_data(predicate.clone(), removed.iter().map(|a| a.path.clone()));
-        txn.remove_files(removed, true);
-        txn.add_files(adds.clone());
+        report.rows_copied = rewritten.counts.rows_copied;
+        report.rows_written = rewritten.counts.rows_written;
+        let staged = rewritten.stage(self, &mut txn).await?;
+        report.absorb_staged(&staged);
+        txn.read_data(predicate.clone(), staged.removed_paths.iter().cloned());
         let txn = report
             .record_metrics(txn)
             .with_metric("numUpdatedRows", report.rows_affected);
@@ -1086,7 +1123,7 @@ impl Table {
             Ok(committed) => Ok(report.committed(&committed)),
             Err(e @ Error::CommitOutcomeUnknown { .. }) => Err(e),
             Err(e) => {
-                abort_adds(self, &adds).await;
+                staged.abort(self).await;
                 Err(e)
             }
         }
@@ -1109,6 +1146,24 @@ impl Table {
                 .configuration
                 .insert(key.clone(), Some(value.clone()));
         }
+        // Properties that turn on a table feature upgrade the protocol in the same commit.
+        let mut protocol = snapshot.protocol().clone();
+        let mut upgraded = false;
+        for (key, feature, reader) in [
+            ("delta.enableDeletionVectors", "deletionVectors", true),
+            ("delta.enableChangeDataFeed", "changeDataFeed", false),
+        ] {
+            let on = properties
+                .iter()
+                .any(|(k, v)| k == key && v.eq_ignore_ascii_case("true"));
+            if on
+                && let Some(next) =
+                    crate::table_features::enable(&protocol, &metadata, feature, reader)
+            {
+                protocol = next;
+                upgraded = true;
+            }
+        }
         let mut txn = self
             .transaction(&snapshot)
             .with_operation("SET TBLPROPERTIES")
@@ -1117,6 +1172,9 @@ impl Table {
                 serde_json::to_string(&properties.iter().cloned().collect::<HashMap<_, _>>())
                     .unwrap_or_default(),
             );
+        if upgraded {
+            txn.set_protocol(protocol);
+        }
         txn.set_metadata(metadata);
         txn.commit().await
     }

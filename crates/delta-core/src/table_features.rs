@@ -106,6 +106,59 @@ fn is_active(feature: &str, metadata: &Metadata) -> bool {
     }
 }
 
+/// The protocol `protocol` becomes when `feature` is turned on (`None` when it already has
+/// it): the writer feature (and the reader feature when `reader`), moving a legacy protocol
+/// to table features (3/7 or 1/7) and listing the features its versions implied and the
+/// table uses. The change data feed on a legacy protocol only raises the writer version to 4,
+/// as Spark does.
+#[must_use]
+pub fn enable(
+    protocol: &Protocol,
+    metadata: &Metadata,
+    feature: &str,
+    reader: bool,
+) -> Option<Protocol> {
+    let writers = writer_features(protocol);
+    let readers = reader_features(protocol);
+    if writers.iter().any(|f| f == feature) && (!reader || readers.iter().any(|f| f == feature)) {
+        return None;
+    }
+    if feature == "changeDataFeed" && !reader && protocol.min_writer_version < 7 {
+        return Some(Protocol {
+            min_writer_version: protocol.min_writer_version.max(4),
+            ..protocol.clone()
+        });
+    }
+    let mut writer_list: Vec<String> = if protocol.min_writer_version >= 7 {
+        writers
+    } else {
+        writers
+            .into_iter()
+            .filter(|f| is_active(f, metadata))
+            .collect()
+    };
+    if !writer_list.iter().any(|f| f == feature) {
+        writer_list.push(feature.to_owned());
+    }
+    let (min_reader_version, reader_list) = if reader {
+        let mut list = readers;
+        if !list.iter().any(|f| f == feature) {
+            list.push(feature.to_owned());
+        }
+        (3, Some(list))
+    } else if protocol.min_reader_version >= 3 {
+        (3, Some(readers))
+    } else {
+        (protocol.min_reader_version, None)
+    };
+    Some(Protocol {
+        min_reader_version,
+        min_writer_version: 7,
+        reader_features: reader_list,
+        writer_features: Some(writer_list),
+    })
+}
+
 /// Check that this crate can write a table with `protocol` and `metadata`.
 ///
 /// Tables with writer version 7 must list only features this crate implements; legacy
@@ -144,6 +197,38 @@ pub fn check_writable(protocol: &Protocol, metadata: &Metadata) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enabling_features_upgrades_the_protocol() {
+        let metadata = Metadata::default();
+        let legacy = Protocol {
+            min_reader_version: 1,
+            min_writer_version: 2,
+            reader_features: None,
+            writer_features: None,
+        };
+        let cdf = enable(&legacy, &metadata, "changeDataFeed", false).unwrap();
+        assert_eq!((cdf.min_reader_version, cdf.min_writer_version), (1, 4));
+        assert!(enable(&cdf, &metadata, "changeDataFeed", false).is_none());
+        let dv = enable(&cdf, &metadata, "deletionVectors", true).unwrap();
+        assert_eq!((dv.min_reader_version, dv.min_writer_version), (3, 7));
+        assert_eq!(reader_features(&dv), vec!["deletionVectors".to_owned()]);
+        let writers = writer_features(&dv);
+        for f in [
+            "appendOnly",
+            "invariants",
+            "checkConstraints",
+            "changeDataFeed",
+        ] {
+            assert!(writers.contains(&f.to_owned()), "{f} in {writers:?}");
+        }
+        // generatedColumns is implied by writer 4 but unused: not listed, still writable.
+        assert!(!writers.contains(&"generatedColumns".to_owned()));
+        check_writable(&dv, &metadata).unwrap();
+        assert!(enable(&dv, &metadata, "deletionVectors", true).is_none());
+        let with_cdf = enable(&dv, &metadata, "inCommitTimestamp", false).unwrap();
+        assert_eq!(with_cdf.min_reader_version, 3);
+    }
 
     #[test]
     fn unknown_reader_feature_is_named() {

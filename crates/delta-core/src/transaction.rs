@@ -122,6 +122,11 @@ impl Transaction {
         self.actions.extend(adds.into_iter().map(Action::Add));
     }
 
+    /// Stage `cdc` actions (change data files of this commit, PROTOCOL.md §12).
+    pub fn add_change_files(&mut self, files: impl IntoIterator<Item = crate::action::Cdc>) {
+        self.actions.extend(files.into_iter().map(Action::Cdc));
+    }
+
     /// Stage the removal of files this transaction read (copy-on-write rewrite or delete).
     pub fn remove_files(&mut self, files: impl IntoIterator<Item = Add>, data_change: bool) {
         let now = self.clock.now_ms();

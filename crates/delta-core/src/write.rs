@@ -85,6 +85,10 @@ const ARRAY_OVERHEAD_BYTES: usize = 256;
 const COALESCE_MAX_BYTES: usize = MIB;
 /// The file name prefix when none is given.
 const DEFAULT_FILE_PREFIX: &str = "part";
+/// The directory of change data files (PROTOCOL.md §12).
+pub(crate) const CHANGE_DATA_DIR: &str = "_change_data";
+/// The column of change data files that says what kind of change a row is.
+pub const CHANGE_TYPE_COLUMN: &str = "_change_type";
 
 /// Characters percent-encoded in `add.path`: everything except RFC 3986 unreserved characters,
 /// `/` (the separator) and `=` (Hive `col=value` directories), as Spark writes paths. A `%` from
@@ -453,6 +457,7 @@ impl DataWriter {
                 options,
                 clock,
                 file_prefix,
+                directory: String::new(),
                 layout,
                 properties,
                 next_file: AtomicU64::new(0),
@@ -498,6 +503,17 @@ impl DataWriter {
             self.failed = true;
         }
         result
+    }
+
+    /// Make this (fresh) writer write change data files: `_change_data/<partition dirs>/cdc-…`
+    /// (PROTOCOL.md §12). Its schema must already hold the `_change_type` column.
+    pub(crate) fn into_change_data_writer(mut self) -> Result<Self> {
+        let files = Arc::get_mut(&mut self.files).ok_or_else(|| {
+            Error::invalid("a data writer that has started cannot change its directory")
+        })?;
+        files.directory = format!("{CHANGE_DATA_DIR}/");
+        files.file_prefix = "cdc".to_owned();
+        Ok(self)
     }
 
     /// Close every open file and return the adds (`dataChange` true), in the order the files
@@ -915,6 +931,9 @@ struct FileFactory {
     clock: Arc<dyn Clock>,
     /// The first part of every file name (`part`).
     file_prefix: String,
+    /// The directory the files go under, relative to the table root, with a trailing `/`
+    /// (empty for data files; `_change_data/` for change data files).
+    directory: String,
     /// The column layout.
     layout: Layout,
     /// The parquet writer properties.
@@ -967,7 +986,7 @@ impl FileFactory {
 
     /// Opens a new data file for the partition `key`.
     fn open_file(&self, key: &[Option<String>]) -> Result<OpenFile> {
-        let mut relative = String::new();
+        let mut relative = self.directory.clone();
         let mut partition_values = PartitionValues::with_capacity(key.len());
         for (column, value) in self.layout.partition_physical.iter().zip(key) {
             relative.push_str(&partition_dir_segment(column, value.as_deref()));

@@ -90,15 +90,90 @@ fn open(dir: &tempfile::TempDir) -> Table {
 }
 
 async fn create(dir: &tempfile::TempDir, files: &[Vec<Row>], partitioned: bool) -> Table {
+    create_with(dir, files, partitioned, Features::default()).await
+}
+
+/// Which table features a test table has.
+#[derive(Clone, Copy, Debug, Default)]
+struct Features {
+    deletion_vectors: bool,
+    change_feed: bool,
+}
+
+async fn create_with(
+    dir: &tempfile::TempDir,
+    files: &[Vec<Row>],
+    partitioned: bool,
+    features: Features,
+) -> Table {
     let table = open(dir);
-    for rows in files {
+    for (i, rows) in files.iter().enumerate() {
         let mut write = table.write();
         if partitioned {
             write = write.with_partition_columns(["grp"]);
         }
+        if i == 0 {
+            if features.deletion_vectors {
+                write = write.with_property("delta.enableDeletionVectors", "true");
+            }
+            if features.change_feed {
+                write = write.with_property("delta.enableChangeDataFeed", "true");
+            }
+        }
         let _ = write.execute(stream(rows)).await.unwrap();
     }
     table
+}
+
+/// The change data rows of commit `version`, by `_change_type`, read straight from the
+/// `cdc` actions' parquet files (the partition value `grp` from the action).
+async fn change_rows(
+    table: &Table,
+    root: &std::path::Path,
+    version: u64,
+) -> Option<HashMap<String, Vec<Row>>> {
+    let actions = table.commit_actions(version).await.unwrap();
+    let mut out: HashMap<String, Vec<Row>> = HashMap::new();
+    let mut any = false;
+    for action in actions {
+        let delta_core::action::Action::Cdc(cdc) = action else {
+            continue;
+        };
+        any = true;
+        let relative = percent_encoding::percent_decode_str(&cdc.path)
+            .decode_utf8()
+            .unwrap()
+            .into_owned();
+        let file = std::fs::File::open(root.join(relative)).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let partition_grp = cdc.partition_values.get("grp").cloned();
+        for batch in reader {
+            let b = batch.unwrap();
+            let id = b.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+            let v = b.column_by_name("v").unwrap().as_primitive::<Int64Type>();
+            let kind = b.column_by_name("_change_type").unwrap().as_string::<i32>();
+            let grp = b.column_by_name("grp");
+            for i in 0..b.num_rows() {
+                let g = match (&partition_grp, grp) {
+                    (Some(value), _) => value.clone(),
+                    (None, Some(g)) => {
+                        let g = g.as_string::<i32>();
+                        g.is_valid(i).then(|| g.value(i).to_owned())
+                    }
+                    (None, None) => None,
+                };
+                out.entry(kind.value(i).to_owned()).or_default().push((
+                    id.is_valid(i).then(|| id.value(i)),
+                    g,
+                    v.is_valid(i).then(|| v.value(i)),
+                ));
+            }
+        }
+    }
+    any.then_some(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,12 +475,13 @@ fn clause() -> impl Strategy<Value = Clause> {
 async fn check_against_model(
     files: Vec<Vec<Row>>,
     partitioned: bool,
+    features: Features,
     source: Vec<Row>,
     residual: bool,
     clauses: Vec<Clause>,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let table = create(&dir, &files, partitioned).await;
+    let table = create_with(&dir, &files, partitioned, features).await;
     let target: Vec<Row> = files.concat();
     let expected = model(&target, &source, residual, &clauses);
     let on = if residual {
@@ -431,10 +507,16 @@ async fn check_against_model(
                 report.rows_inserted + report.rows_updated + report.rows_copied
             );
             let after = table.snapshot().await.unwrap();
+            if features.deletion_vectors {
+                prop_assert_eq!(report.rows_copied, 0, "deletion vectors copy no row");
+            }
             if report.version.is_none() {
                 prop_assert_eq!(after.version(), before);
             } else {
                 check_commit_metrics(&table, &report).await;
+                if features.change_feed {
+                    check_change_data(&table, &dir, after.version(), &target, &rows).await?;
+                }
             }
         }
         (Err(Error::InvalidArgument { message }), None) => {
@@ -444,6 +526,49 @@ async fn check_against_model(
         (Ok(_), None) => prop_assert!(false, "the merge must fail: a target row is ambiguous"),
         (Err(e), expected) => prop_assert!(false, "unexpected error {e}; model: {expected:?}"),
     }
+    Ok(())
+}
+
+/// The change data of `version` turns the rows before it into the rows after it:
+/// `before - delete - update_preimage + insert + update_postimage = after` (as multisets).
+/// A commit that changed existing rows must have change data.
+async fn check_change_data(
+    table: &Table,
+    dir: &tempfile::TempDir,
+    version: u64,
+    before: &[Row],
+    after: &[Row],
+) -> Result<(), TestCaseError> {
+    let rewrites = table
+        .commit_actions(version)
+        .await
+        .unwrap()
+        .iter()
+        .any(|a| matches!(a, delta_core::action::Action::Remove(_)));
+    let Some(changes) = change_rows(table, &dir.path().join("t"), version).await else {
+        prop_assert!(
+            !rewrites,
+            "a commit that changed existing rows wrote no change data"
+        );
+        return Ok(());
+    };
+    let mut rows: Vec<Row> = before.to_vec();
+    for kind in ["delete", "update_preimage"] {
+        for row in changes.get(kind).into_iter().flatten() {
+            let at = rows.iter().position(|r| r == row);
+            prop_assert!(at.is_some(), "a {} row is not in the table before", kind);
+            rows.remove(at.unwrap_or_default());
+        }
+    }
+    for kind in ["insert", "update_postimage"] {
+        rows.extend(changes.get(kind).into_iter().flatten().cloned());
+    }
+    rows.sort();
+    prop_assert_eq!(&rows, after);
+    prop_assert_eq!(
+        changes.get("update_preimage").map_or(0, Vec::len),
+        changes.get("update_postimage").map_or(0, Vec::len)
+    );
     Ok(())
 }
 
@@ -463,17 +588,20 @@ async fn check_commit_metrics(table: &Table, report: &MergeReport) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
     fn merge_equals_nested_loop_model(
         files in prop::collection::vec(prop::collection::vec(row(), 1..6), 1..4),
         partitioned in any::<bool>(),
+        deletion_vectors in any::<bool>(),
+        change_feed in any::<bool>(),
         source in prop::collection::vec(row(), 0..8),
         residual in any::<bool>(),
         clauses in prop::collection::vec(clause(), 1..4),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(check_against_model(files, partitioned, source, residual, clauses))?;
+        let features = Features { deletion_vectors, change_feed };
+        rt.block_on(check_against_model(files, partitioned, features, source, residual, clauses))?;
     }
 }
 

@@ -262,6 +262,183 @@ async fn delete_and_update_copy_on_write() {
     assert_eq!(info.0["operationMetrics"]["numUpdatedRows"], "1");
 }
 
+/// The `add`s and `remove`s of commit `version`: `(path, has a deletion vector)`.
+async fn file_actions(
+    table: &Table,
+    version: u64,
+) -> (Vec<(String, bool)>, Vec<(String, bool)>, usize) {
+    let (mut adds, mut removes, mut cdc) = (Vec::new(), Vec::new(), 0);
+    for action in table.commit_actions(version).await.unwrap() {
+        match action {
+            delta_core::action::Action::Add(a) => adds.push((a.path, a.deletion_vector.is_some())),
+            delta_core::action::Action::Remove(r) => {
+                removes.push((r.path, r.deletion_vector.is_some()));
+            }
+            delta_core::action::Action::Cdc(_) => cdc += 1,
+            _ => {}
+        }
+    }
+    (adds, removes, cdc)
+}
+
+#[tokio::test]
+async fn deletion_vectors_mark_rows_instead_of_rewriting_files() {
+    let (_dir, table) = table();
+    let all: Vec<i64> = (0..100).collect();
+    let sites = vec![Some("a"); 100];
+    let _ = table
+        .write()
+        .with_property("delta.enableDeletionVectors", "true")
+        .with_property("delta.enableChangeDataFeed", "true")
+        .execute(stream(vec![batch(&all, &sites)]))
+        .await
+        .unwrap();
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.protocol().min_reader_version, 3);
+    let data_file = snapshot.files()[0].path.clone();
+
+    // DELETE: the file stays, with a deletion vector; no data file is written.
+    let r = table.delete(Some(parse("id < 10").unwrap())).await.unwrap();
+    assert_eq!((r.rows_affected, r.rows_copied, r.files_added), (10, 0, 0));
+    assert_eq!((r.deletion_vectors_added, r.files_removed), (1, 0));
+    let (adds, removes, cdc) = file_actions(&table, r.version.unwrap()).await;
+    assert_eq!(adds, vec![(data_file.clone(), true)]);
+    assert_eq!(removes, vec![(data_file.clone(), false)]);
+    assert!(
+        cdc > 0,
+        "the change data feed is on: DELETE writes change data"
+    );
+
+    // A second DELETE on the same file replaces its deletion vector with a larger one.
+    let r = table
+        .delete(Some(parse("id >= 95").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.rows_affected,
+            r.deletion_vectors_added,
+            r.deletion_vectors_removed
+        ),
+        (5, 1, 1)
+    );
+    let (adds, removes, _) = file_actions(&table, r.version.unwrap()).await;
+    assert_eq!(adds, vec![(data_file.clone(), true)]);
+    assert_eq!(removes, vec![(data_file.clone(), true)]);
+    let snapshot = table.snapshot().await.unwrap();
+    let dv = &snapshot.files()[0];
+    assert_eq!(dv.deletion_vector.as_ref().unwrap().cardinality, 15);
+    assert!(
+        dv.stats
+            .as_deref()
+            .unwrap()
+            .contains("\"tightBounds\":false")
+    );
+
+    // UPDATE writes only the updated rows; the logical positions map past deleted rows.
+    let r = table
+        .update(
+            &[("site".to_owned(), parse("'z'").unwrap())],
+            Some(parse("id = 10 OR id = 50 OR id = 94").unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.rows_affected, r.rows_written, r.rows_copied), (3, 3, 0));
+    let got = rows(&table).await;
+    let want: Vec<(i64, Option<String>)> = (10..95)
+        .map(|i| {
+            (
+                i,
+                Some(if [10, 50, 94].contains(&i) { "z" } else { "a" }.to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        table
+            .snapshot()
+            .await
+            .unwrap()
+            .files()
+            .iter()
+            .map(|f| f.deletion_vector.as_ref().map_or(0, |d| d.cardinality))
+            .sum::<i64>(),
+        18
+    );
+
+    // Deleting every remaining row of the file removes it.
+    let r = table
+        .delete(Some(parse("site = 'a'").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.rows_affected, r.files_removed, r.deletion_vectors_added),
+        (82, 1, 0)
+    );
+    assert_eq!(ids(&rows(&table).await), vec![10, 50, 94]);
+}
+
+#[tokio::test]
+async fn enabling_deletion_vectors_and_change_feed_upgrades_the_protocol() {
+    let (_dir, table) = table();
+    let _ = table
+        .write()
+        .execute(stream(vec![batch(
+            &[1, 2, 3],
+            &[Some("a"), Some("b"), None],
+        )]))
+        .await
+        .unwrap();
+    let before = table.snapshot().await.unwrap();
+    assert_eq!(
+        (
+            before.protocol().min_reader_version,
+            before.protocol().min_writer_version
+        ),
+        (1, 2)
+    );
+    let _ = table
+        .set_properties(&[
+            ("delta.enableDeletionVectors".to_owned(), "true".to_owned()),
+            ("delta.enableChangeDataFeed".to_owned(), "true".to_owned()),
+        ])
+        .await
+        .unwrap();
+    let after = table.snapshot().await.unwrap();
+    let p = after.protocol();
+    assert_eq!((p.min_reader_version, p.min_writer_version), (3, 7));
+    assert!(
+        p.reader_features
+            .as_ref()
+            .unwrap()
+            .contains(&"deletionVectors".to_owned())
+    );
+    for feature in [
+        "deletionVectors",
+        "changeDataFeed",
+        "appendOnly",
+        "invariants",
+    ] {
+        assert!(
+            p.writer_features
+                .as_ref()
+                .unwrap()
+                .contains(&feature.to_owned()),
+            "{feature}"
+        );
+    }
+    let r = table.delete(Some(parse("id = 2").unwrap())).await.unwrap();
+    assert_eq!(
+        (
+            r.deletion_vectors_added,
+            r.files_added,
+            r.change_files_added
+        ),
+        (1, 0, 1)
+    );
+    assert_eq!(ids(&rows(&table).await), vec![1, 3]);
+}
+
 #[tokio::test]
 async fn constraints_block_bad_writes_and_nothing_becomes_visible() {
     let (_dir, table) = table();

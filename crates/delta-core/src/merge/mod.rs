@@ -37,6 +37,7 @@
 
 mod join;
 
+use crate::rewrite::{Rewriter, Rewritten, RowFate};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -51,13 +52,10 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::action::Add;
 use crate::expression::{BoundExpression, BoundValue, CompareOp, Expression, Literal};
-use crate::operations::{
-    Constraints, abort_adds, new_columns, new_writer, output_batch, refuse_cdf_rewrites, true_mask,
-};
+use crate::operations::{Constraints, new_columns, output_batch, true_mask};
 use crate::schema::to_arrow_schema;
 use crate::snapshot::Snapshot;
 use crate::table::Table;
-use crate::write::DataWriter;
 use crate::{Error, Result};
 use join::{KeyIndex, common_key_type};
 
@@ -168,6 +166,13 @@ pub struct MergeReport {
     pub bytes_added: u64,
     /// Bytes of the removed files (`numTargetBytesRemoved`).
     pub bytes_removed: u64,
+    /// Files that got a new deletion vector instead of being rewritten
+    /// (`numTargetDeletionVectorsAdded`).
+    pub deletion_vectors_added: u64,
+    /// Deletion vectors replaced or dropped with their file (`numTargetDeletionVectorsRemoved`).
+    pub deletion_vectors_removed: u64,
+    /// Change data files written (`numTargetChangeFilesAdded`).
+    pub change_files_added: u64,
 }
 
 /// A MERGE INTO the table; finish with [`MergeBuilder::execute`].
@@ -441,9 +446,6 @@ impl<'a> MergeBuilder<'a> {
             index,
         };
         let rewrites = !state.plan.is_insert_only();
-        if rewrites {
-            refuse_cdf_rewrites(&snapshot, "MERGE")?;
-        }
 
         // Prune.
         let read_predicate = state.read_predicate(&snapshot)?;
@@ -519,7 +521,6 @@ impl<'a> MergeBuilder<'a> {
         drop(matched_sources);
 
         // Pass 2: rewrite each touched file alone (in parallel tasks), then the inserts.
-        let removed: Vec<Add> = touched.iter().map(|(add, _)| add.clone()).collect();
         let mut work: Vec<Work> = touched
             .into_iter()
             .map(|(add, pairs)| Work::Rewrite(Box::new(add), pairs))
@@ -541,13 +542,13 @@ impl<'a> MergeBuilder<'a> {
             .map(joined)
             .collect()
             .await;
-        let mut adds: Vec<Add> = Vec::new();
+        let mut rewritten = Rewritten::default();
         let mut violations = vec![0u64; job.checks.len()];
         let mut failure = None;
         for result in written {
             match result {
                 Ok(w) => {
-                    adds.extend(w.adds);
+                    rewritten.absorb(w.rewritten);
                     report.absorb(&w.counts);
                     for (total, v) in violations.iter_mut().zip(&w.violations) {
                         *total += v;
@@ -559,31 +560,22 @@ impl<'a> MergeBuilder<'a> {
             }
         }
         if let Some(e) = failure {
-            abort_adds(&table, &adds).await;
+            rewritten.abort(&table).await;
             return Err(e);
         }
         if let Some(err) = job.checks.first_violation(&violations) {
-            abort_adds(&table, &adds).await;
+            rewritten.abort(&table).await;
             return Err(err);
         }
-        let touched = removed;
-        tracing::debug!(files = adds.len(), "MERGE pass 2 done");
+        tracing::debug!(files = rewritten.new_files.len(), "MERGE pass 2 done");
+        report.rows_copied = rewritten.counts.rows_copied;
         report.rows_updated =
             report.rows_matched_updated + report.rows_not_matched_by_source_updated;
         report.rows_deleted =
             report.rows_matched_deleted + report.rows_not_matched_by_source_deleted;
         report.rows_written = report.rows_inserted + report.rows_updated + report.rows_copied;
-        report.files_added = adds.len() as u64;
-        report.files_removed = touched.len() as u64;
-        report.bytes_added = adds
-            .iter()
-            .map(|a| u64::try_from(a.size).unwrap_or(0))
-            .sum();
-        report.bytes_removed = touched
-            .iter()
-            .map(|a| u64::try_from(a.size).unwrap_or(0))
-            .sum();
-        if adds.is_empty() && touched.is_empty() && !metadata_changed {
+        if rewritten.is_empty() && !metadata_changed {
+            rewritten.abort(&table).await;
             return Ok(report);
         }
 
@@ -601,8 +593,14 @@ impl<'a> MergeBuilder<'a> {
             txn.set_metadata(metadata);
         }
         txn.read_data(read_predicate, candidates.iter().map(|a| a.path.clone()));
-        txn.remove_files(touched, true);
-        txn.add_files(adds.clone());
+        let staged = rewritten.stage(&table, &mut txn).await?;
+        report.files_added = staged.files_added;
+        report.files_removed = staged.files_removed;
+        report.bytes_added = staged.bytes_added;
+        report.bytes_removed = staged.bytes_removed;
+        report.deletion_vectors_added = staged.deletion_vectors_added;
+        report.deletion_vectors_removed = staged.deletion_vectors_removed;
+        report.change_files_added = staged.change_files_added;
         let txn = txn
             .with_metric("numSourceRows", report.source_rows)
             .with_metric("numTargetRowsInserted", report.rows_inserted)
@@ -626,10 +624,15 @@ impl<'a> MergeBuilder<'a> {
             .with_metric("numTargetBytesRemoved", report.bytes_removed)
             .with_metric("numTargetFilesBeforeSkipping", report.files_before_pruning)
             .with_metric("numTargetFilesAfterSkipping", report.files_read)
-            .with_metric("numTargetChangeFilesAdded", 0)
-            .with_metric("numTargetDeletionVectorsAdded", 0)
-            .with_metric("numTargetDeletionVectorsRemoved", 0)
-            .with_metric("numTargetDeletionVectorsUpdated", 0);
+            .with_metric("numTargetChangeFilesAdded", report.change_files_added)
+            .with_metric(
+                "numTargetDeletionVectorsAdded",
+                report.deletion_vectors_added,
+            )
+            .with_metric(
+                "numTargetDeletionVectorsRemoved",
+                report.deletion_vectors_removed,
+            );
         match txn.commit().await {
             Ok(committed) => {
                 report.version = Some(committed.version);
@@ -638,7 +641,7 @@ impl<'a> MergeBuilder<'a> {
             }
             Err(e @ Error::CommitOutcomeUnknown { .. }) => Err(e),
             Err(e) => {
-                abort_adds(&table, &adds).await;
+                staged.abort(&table).await;
                 Err(e)
             }
         }
@@ -679,7 +682,7 @@ enum Work {
 
 /// What one task of pass 2 wrote.
 struct Written {
-    adds: Vec<Add>,
+    rewritten: Rewritten,
     counts: MergeReport,
     violations: Vec<u64>,
 }
@@ -726,20 +729,26 @@ impl Job {
         })
     }
 
-    fn new_writer(&self) -> Result<DataWriter> {
-        new_writer(
+    fn rewriter(&self) -> Result<Rewriter> {
+        let rewriter = Rewriter::new(
             &self.table,
+            &self.snapshot,
             &self.schema,
-            self.snapshot.partition_columns(),
             &self.metadata,
-            Some(&self.snapshot),
             Some(self.writer_budget_bytes),
-        )
+        )?;
+        // An insert-only merge changes no existing row: its adds are its change data.
+        Ok(if self.rewrites {
+            rewriter
+        } else {
+            rewriter.without_change_data()
+        })
     }
 
     /// Pass 2 over one touched file: copy, update and drop its rows into new files.
     async fn rewrite_file(&self, add: Add, pairs: FilePairs) -> Result<Written> {
-        let mut writer = self.new_writer()?;
+        let mut writer = self.rewriter()?;
+        let mut edit = writer.begin(&add);
         let mut counts = MergeReport::default();
         let mut violations = vec![0u64; self.checks.len()];
         let outcome: Result<()> = async {
@@ -766,8 +775,9 @@ impl Job {
                 let output = self.state.rewrite_batch(&batch, &matches, &mut counts)?;
                 if output.num_rows() > 0 {
                     self.checks.count(&output, &mut violations)?;
-                    writer.write(&output).await?;
                 }
+                let fates: Vec<RowFate> = matches.fates.iter().map(Fate::row_fate).collect();
+                writer.batch(&mut edit, &batch, &output, &fates).await?;
                 offset = end;
             }
             // Data files are immutable: both passes read the same rows in the same order.
@@ -780,12 +790,16 @@ impl Job {
             Ok(())
         }
         .await;
+        let outcome = match outcome {
+            Ok(()) => writer.end(edit).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = outcome {
-            writer.abort().await.ok();
+            writer.abort().await;
             return Err(e);
         }
         Ok(Written {
-            adds: writer.finish().await?,
+            rewritten: writer.finish().await?,
             counts,
             violations,
         })
@@ -793,7 +807,7 @@ impl Job {
 
     /// The rows the `NOT MATCHED` clauses insert for the unmatched source rows.
     async fn insert(&self, unmatched: Vec<u32>) -> Result<Written> {
-        let mut writer = self.new_writer()?;
+        let mut writer = self.rewriter()?;
         let mut counts = MergeReport::default();
         let mut violations = vec![0u64; self.checks.len()];
         let outcome: Result<()> = async {
@@ -802,18 +816,18 @@ impl Job {
                 if output.num_rows() > 0 {
                     counts.rows_inserted += output.num_rows() as u64;
                     self.checks.count(&output, &mut violations)?;
-                    writer.write(&output).await?;
+                    writer.insert(&output).await?;
                 }
             }
             Ok(())
         }
         .await;
         if let Err(e) = outcome {
-            writer.abort().await.ok();
+            writer.abort().await;
             return Err(e);
         }
         Ok(Written {
-            adds: writer.finish().await?,
+            rewritten: writer.finish().await?,
             counts,
             violations,
         })
@@ -1522,6 +1536,15 @@ enum Fate {
 impl Fate {
     fn changes_row(&self) -> bool {
         !matches!(self, Self::Untouched | Self::Matched)
+    }
+
+    /// What the row's file sees.
+    fn row_fate(&self) -> RowFate {
+        match self {
+            Self::Untouched | Self::Matched => RowFate::Kept,
+            Self::MatchedUpdate { .. } | Self::BySourceUpdate { .. } => RowFate::Updated,
+            Self::MatchedDelete | Self::BySourceDelete => RowFate::Deleted,
+        }
     }
 }
 

@@ -557,7 +557,7 @@ fn int96_hint(schema: &Schema) -> Option<SchemaRef> {
 }
 
 /// Load the rows a deletion vector hides.
-async fn load_deletion_vector(
+pub(crate) async fn load_deletion_vector(
     storage: &Storage,
     dv: &DeletionVectorDescriptor,
     data_file: &str,
