@@ -2,8 +2,13 @@
 """Reads a Delta table with a peer engine and prints its rows as canonical JSON lines.
 
 Usage: read_with_peers.py TABLE_DIR [--version N] [--engine deltars|duckdb|both]
+       read_with_peers.py TABLE_DIR --changes FROM
 
-  deltars  delta-rs:  DeltaTable(TABLE_DIR, version=N).to_pyarrow_table()
+  deltars  delta-rs:  DeltaTable(TABLE_DIR, version=N).to_pyarrow_table(), or its
+           DataFusion reader (QueryBuilder) for tables with deletion vectors, which
+           to_pyarrow_table refuses
+  --changes  delta-rs's change data feed, DeltaTable.load_cdf(starting_version=FROM):
+           the rows with _change_type and _commit_version (_commit_timestamp dropped)
   duckdb   DuckDB's delta extension: delta_scan(TABLE_DIR), or with --version
            ATTACH TABLE_DIR (TYPE delta, VERSION N); the extension is loaded from
            the binary shipped in the duckdb-ext-delta wheel (no network)
@@ -33,9 +38,23 @@ class ReadError(Exception):
 
 
 def read_deltars(table: Path, version: int | None) -> list[str]:
+    import pyarrow as pa
+    from deltalake import DeltaTable, QueryBuilder
+
+    dt = DeltaTable(str(table), version=version)
+    if "deletionVectors" in (dt.protocol().reader_features or []):
+        t = pa.table(QueryBuilder().register("t", dt).execute("SELECT * FROM t").read_all())
+    else:
+        t = dt.to_pyarrow_table()
+    return [interop_json.line(r) for r in interop_json.rows(t)]
+
+
+def changes_deltars(table: Path, start: int) -> list[str]:
+    import pyarrow as pa
     from deltalake import DeltaTable
 
-    t = DeltaTable(str(table), version=version).to_pyarrow_table()
+    t = pa.table(DeltaTable(str(table)).load_cdf(starting_version=start))
+    t = t.drop_columns(["_commit_timestamp"])
     return [interop_json.line(r) for r in interop_json.rows(t)]
 
 
@@ -102,13 +121,19 @@ def main() -> int:
     ap.add_argument("table_dir", type=Path)
     ap.add_argument("--version", type=int, default=None, help="table version to read (default: latest)")
     ap.add_argument("--engine", choices=["deltars", "duckdb", "both"], default="both")
+    ap.add_argument("--changes", type=int, default=None, help="print delta-rs's change data feed from this version")
     args = ap.parse_args()
     if not (args.table_dir / "_delta_log").is_dir():
         print(f"read_with_peers: {args.table_dir} has no _delta_log/", file=sys.stderr)
         return 2
 
     try:
-        if args.engine == "both":
+        if args.changes is not None:
+            try:
+                lines = changes_deltars(args.table_dir, args.changes)
+            except Exception as e:  # noqa: BLE001
+                raise ReadError(f"deltars load_cdf: {type(e).__name__}: {e}") from e
+        elif args.engine == "both":
             a = read("deltars", args.table_dir, args.version)
             b = read("duckdb", args.table_dir, args.version)
             if a != b:

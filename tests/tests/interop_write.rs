@@ -50,6 +50,7 @@ const TABLES: &[&str] = &[
     "cleaned",
     "maintained",
     "merged",
+    "deletion_vectors_cdf",
 ];
 
 #[test]
@@ -133,6 +134,21 @@ impl Peers {
         if let Some(v) = version {
             args.extend(["--version".to_owned(), v.to_string()]);
         }
+        let text = self.run(&self.reader, &args)?;
+        let rows: Result<Vec<Value>, _> = text.lines().map(serde_json::from_str).collect();
+        Ok(sorted_rows(
+            rows.map_err(|e| format!("bad peer line: {e}"))?,
+        ))
+    }
+
+    /// delta-rs's change data feed from version `from` (`load_cdf`), canonical and sorted,
+    /// without `_commit_timestamp`.
+    fn changes(&self, dir: &Path, from: u64) -> Result<Vec<String>, String> {
+        let args = vec![
+            dir.display().to_string(),
+            "--changes".to_owned(),
+            from.to_string(),
+        ];
         let text = self.run(&self.reader, &args)?;
         let rows: Result<Vec<Value>, _> = text.lines().map(serde_json::from_str).collect();
         Ok(sorted_rows(
@@ -1439,6 +1455,46 @@ fn after_merge() {
         r#"[["id", ">=", 45]]"#,
         true,
     );
+    out.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// Deletion vectors and the change data feed
+
+#[test]
+fn deletion_vectors_and_change_data() {
+    let Some(peers) = peers("write interop (deletion vectors, change data feed)") else {
+        return;
+    };
+    let rt = common::runtime();
+    let (_tmp, root) = workdir("deletion_vectors_cdf");
+    let dir = root.join("deletion_vectors_cdf");
+    let table = open(&dir);
+    rt.block_on(common::deletion_vectors_cdf(&table, &|ids| {
+        ops_batch(ids, abc)
+    }))
+    .expect("build");
+    let snapshot = rt.block_on(table.snapshot()).expect("snapshot");
+    let versions: Vec<u64> = (0..=snapshot.version()).collect();
+    let mut out = Outcome::new("deletion_vectors_cdf");
+    check_rows(&mut out, &peers, &rt, &dir, &versions);
+    // The change data feed, from the version that turned it on: delta-rs agrees with what we
+    // wrote (change data files for DELETE/UPDATE/MERGE).
+    let theirs = peers.changes(&dir, 1);
+    let expected_kinds = ["delete", "insert", "update_postimage", "update_preimage"];
+    let result = theirs.and_then(|rows| {
+        let kinds: BTreeSet<String> = rows
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Value>(r).ok())
+            .filter_map(|v| v["_change_type"].as_str().map(str::to_owned))
+            .collect();
+        if kinds.iter().map(String::as_str).eq(expected_kinds) {
+            Ok(())
+        } else {
+            Err(format!("change types {kinds:?}"))
+        }
+    });
+    out.record("deletion_vectors_cdf deltars changes".to_owned(), result);
     out.finish();
 }
 

@@ -91,6 +91,11 @@ const SHAPES: &[Shape] = &[
         time_travel: true,
         build: |t| Box::pin(merged(t)),
     },
+    Shape {
+        name: "deletion_vectors_cdf",
+        time_travel: true,
+        build: |t| Box::pin(deletion_vectors_cdf(t)),
+    },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -424,6 +429,10 @@ async fn merged(t: &Table) -> delta_core::Result<()> {
         .execute()
         .await?;
     Ok(())
+}
+
+async fn deletion_vectors_cdf(t: &Table) -> delta_core::Result<()> {
+    common::deletion_vectors_cdf(t, &ops_batch).await
 }
 
 async fn checkpointed(t: &Table) -> delta_core::Result<()> {

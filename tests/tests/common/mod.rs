@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// Whether we run under CI, where no test may skip.
@@ -284,4 +285,54 @@ pub fn sorted_rows(rows: impl IntoIterator<Item = Value>) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// Deletion vectors (inline and in files, replaced by larger ones, a file emptied) and change
+/// data files from DELETE, UPDATE and MERGE, on a partitioned table that turned both on later.
+///
+/// `batch(ids)` makes the rows with ids `ids`: columns `id` (Int64), `grp` (the partition
+/// column), `label` (Utf8) and any others.
+pub async fn deletion_vectors_cdf(
+    t: &delta_core::Table,
+    batch: &(dyn Fn(std::ops::Range<i64>) -> RecordBatch + Sync),
+) -> delta_core::Result<()> {
+    use delta_core::expression::parse;
+    let stream = |b: RecordBatch| futures::stream::iter([Ok(b)]).boxed();
+    let _ = t
+        .write()
+        .with_partition_columns(["grp"])
+        .execute(stream(batch(0..60)))
+        .await?;
+    let _ = t
+        .set_properties(&[
+            ("delta.enableDeletionVectors".to_owned(), "true".to_owned()),
+            ("delta.enableChangeDataFeed".to_owned(), "true".to_owned()),
+        ])
+        .await?;
+    let _ = t.delete(Some(parse("id = 7").expect("predicate"))).await?;
+    let _ = t
+        .delete(Some(parse("id >= 20 AND id < 40").expect("predicate")))
+        .await?;
+    let _ = t
+        .update(
+            &[(
+                "label".to_owned(),
+                parse("label || ' updated'").expect("expr"),
+            )],
+            Some(parse("id % 3 = 0").expect("predicate")),
+        )
+        .await?;
+    let on = || parse("t.id = s.id").expect("on");
+    let _ = t
+        .merge(stream(batch(50..70)), on())
+        .when_matched_delete(Some(parse("t.id % 2 = 0").expect("cond")))
+        .when_matched_update_all(None)
+        .when_not_matched_insert_all(None)
+        .when_not_matched_by_source_delete(Some(parse("t.id < 5").expect("cond")))
+        .execute()
+        .await?;
+    let _ = t
+        .delete(Some(parse("id >= 40").expect("predicate")))
+        .await?;
+    Ok(())
 }
