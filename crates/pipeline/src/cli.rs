@@ -52,12 +52,12 @@ pub enum TableCommand {
     Log(LogArgs),
     /// Write rows from JSON-lines, CSV or parquet files (creates the table if needed).
     Write(WriteArgs),
-    /// Delete the rows matching a predicate (copy-on-write).
+    /// Delete the rows matching a predicate (copy-on-write, or deletion vectors when the table enables them).
     Delete(DeleteArgs),
-    /// Set columns of the rows matching a predicate (copy-on-write).
+    /// Set columns of the rows matching a predicate (copy-on-write, or deletion vectors when the table enables them).
     Update(UpdateArgs),
     /// MERGE rows from JSON-lines, CSV or parquet files into the table: update or delete
-    /// matched rows, insert new ones (copy-on-write; only files with changed rows are rewritten).
+    /// matched rows, insert new ones (only files with changed rows are rewritten, or marked with deletion vectors when the table enables them).
     Merge(MergeArgs),
     /// Write a checkpoint of the latest version now.
     Checkpoint(CheckpointArgs),

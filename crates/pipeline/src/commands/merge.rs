@@ -25,7 +25,7 @@ use delta_core::{
 };
 
 use super::plural;
-use super::write::{files_line, parse_assignments};
+use super::write::{files_line, marks_line, parse_assignments};
 use crate::cli::MergeArgs;
 use crate::input::{InputFile, InputPlan};
 use crate::output::Json;
@@ -206,6 +206,15 @@ fn print_merge<W: Write>(out: &mut W, json: bool, report: &MergeReport) -> Resul
             ("filesPruned", Json::from(report.files_pruned)),
             ("filesAdded", Json::from(report.files_added)),
             ("filesRemoved", Json::from(report.files_removed)),
+            (
+                "deletionVectorsAdded",
+                Json::from(report.deletion_vectors_added),
+            ),
+            (
+                "deletionVectorsRemoved",
+                Json::from(report.deletion_vectors_removed),
+            ),
+            ("changeFilesAdded", Json::from(report.change_files_added)),
             ("bytesAdded", Json::from(report.bytes_added)),
             ("bytesRemoved", Json::from(report.bytes_removed)),
             ("attempts", Json::from(u64::from(report.attempts))),
@@ -242,6 +251,13 @@ fn print_merge<W: Write>(out: &mut W, json: bool, report: &MergeReport) -> Resul
             report.attempts
         )
     )?;
+    if let Some(line) = marks_line(
+        report.deletion_vectors_added,
+        report.deletion_vectors_removed,
+        report.change_files_added,
+    ) {
+        writeln!(out, "{line}")?;
+    }
     Ok(())
 }
 

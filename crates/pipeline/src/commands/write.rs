@@ -488,6 +488,13 @@ fn print_report<W: Write>(
             report.attempts
         )
     )?;
+    if let Some(line) = marks_line(
+        report.deletion_vectors_added,
+        report.deletion_vectors_removed,
+        report.change_files_added,
+    ) {
+        writeln!(out, "{line}")?;
+    }
     Ok(())
 }
 
@@ -512,8 +519,42 @@ fn report_json(operation: &str, report: &OperationReport) -> Json {
         ("rowsWritten", Json::from(report.rows_written)),
         ("rowsAffected", Json::from(report.rows_affected)),
         ("rowsCopied", Json::from(report.rows_copied)),
+        (
+            "deletionVectorsAdded",
+            Json::from(report.deletion_vectors_added),
+        ),
+        (
+            "deletionVectorsRemoved",
+            Json::from(report.deletion_vectors_removed),
+        ),
+        ("changeFilesAdded", Json::from(report.change_files_added)),
         ("attempts", Json::from(u64::from(report.attempts))),
     ])
+}
+
+/// The line that explains deletion vectors and change data files, when there are any.
+pub(crate) fn marks_line(dvs_added: u64, dvs_removed: u64, change_files: u64) -> Option<String> {
+    let mut parts = Vec::new();
+    if dvs_added > 0 {
+        let mut text = format!(
+            "deletion vectors: {} kept with deleted rows marked, not rewritten",
+            plural(dvs_added, "file")
+        );
+        if dvs_removed > 0 {
+            text.push_str(&format!(
+                " ({} replaced by a larger one)",
+                plural(dvs_removed, "earlier vector")
+            ));
+        }
+        parts.push(text);
+    }
+    if change_files > 0 {
+        parts.push(format!(
+            "change data: {} under _change_data/",
+            plural(change_files, "file")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// The `files: ...` line of an operation's report: files and bytes added and removed, and the
