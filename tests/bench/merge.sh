@@ -12,6 +12,12 @@
 # /usr/bin/time -v; afterwards the rows copied, files rewritten and bytes written of each
 # engine's commit (from its metrics and from the add actions in its log).
 #
+# A third run, "medilake-dv", merges into a copy with delta.enableDeletionVectors=true
+# (set by one metadata-only commit before the timing): matched rows are marked in deletion
+# vectors instead of copying their files, so only updated and inserted rows are written.
+# Its "bytes of changed rows" line compares the data bytes written with the bytes those
+# rows alone take when written by the same writer (a plain append of the source).
+#
 # usage: tests/bench/merge.sh [ROWS] [PARTS]   (default 5000000 rows in 17 parts)
 # env:   see common.sh
 source "$(dirname "$0")/common.sh"
@@ -62,20 +68,34 @@ last_commit() {
   "$PYTHON" - "$1" <<'PY'
 import glob, json, sys
 log = sorted(glob.glob(f"{sys.argv[1]}/_delta_log/*.json"))[-1]
-adds = removes = size = 0
+adds = removes = size = marked = 0
+removed = set()
 for line in open(log):
     a = json.loads(line)
-    if "add" in a: adds += 1; size += a["add"]["size"]
-    if "remove" in a: removes += 1
-print(f"files added {adds}, removed {removes}, bytes written {size}")
+    if "remove" in a: removed.add(a["remove"]["path"])
+for line in open(log):
+    a = json.loads(line)
+    if "add" in a:
+        if a["add"]["path"] in removed: marked += 1
+        else: adds += 1; size += a["add"]["size"]
+print(f"files added {adds}, removed {len(removed) - marked}, kept with a deletion vector {marked}, data bytes written {size}")
 PY
 }
 
+dv_copy() {
+  rm -rf "$BENCH_DIR/merge-dv"; cp -a "$CLUSTERED" "$BENCH_DIR/merge-dv"
+  "$MEDILAKE" table set-property "$BENCH_DIR/merge-dv" delta.enableDeletionVectors=true >/dev/null
+}
 for run in $(seq "$REPEATS"); do
   for t in ours deltars; do rm -rf "$BENCH_DIR/merge-$t"; cp -a "$CLUSTERED" "$BENCH_DIR/merge-$t"; done
+  dv_copy
   cat "$CLUSTERED"/*.parquet "$SOURCE" >/dev/null; sync
   quiet
   timed medilake "$BENCH_DIR/merge-ours.log" -- "$MEDILAKE" table merge "$BENCH_DIR/merge-ours" \
+    --source "$SOURCE" --on "t.lab_result_id = s.lab_result_id" \
+    --when-matched update-all --when-not-matched insert-all --json
+  quiet
+  timed medilake-dv "$BENCH_DIR/merge-dv.log" -- "$MEDILAKE" table merge "$BENCH_DIR/merge-dv" \
     --source "$SOURCE" --on "t.lab_result_id = s.lab_result_id" \
     --when-matched update-all --when-not-matched insert-all --json
   quiet
@@ -90,10 +110,19 @@ for t in ours deltars; do rm -rf "$BENCH_DIR/merge-$t"; cp -a "$CLUSTERED" "$BEN
 /usr/bin/time -f "medilake cpu %U+%S s, wall %e s" "$MEDILAKE" table merge "$BENCH_DIR/merge-ours" \
   --source "$SOURCE" --on "t.lab_result_id = s.lab_result_id" \
   --when-matched update-all --when-not-matched insert-all --json >/dev/null
+dv_copy
+/usr/bin/time -f "medilake-dv cpu %U+%S s, wall %e s" "$MEDILAKE" table merge "$BENCH_DIR/merge-dv" \
+  --source "$SOURCE" --on "t.lab_result_id = s.lab_result_id" \
+  --when-matched update-all --when-not-matched insert-all --json >/dev/null
 /usr/bin/time -f "delta-rs cpu %U+%S s, wall %e s" "$PYTHON" "$DELTARS" merge "$BENCH_DIR/merge-deltars" \
   --source "$SOURCE" --key lab_result_id >/dev/null
 echo
 echo "# medilake: $(cat "$BENCH_DIR/merge-ours.log")"
 echo "#   $(last_commit "$BENCH_DIR/merge-ours")"
+echo "# medilake-dv: $(cat "$BENCH_DIR/merge-dv.log")"
+echo "#   $(last_commit "$BENCH_DIR/merge-dv")"
+rm -rf "$BENCH_DIR/merge-source-only"
+"$MEDILAKE" table write "$BENCH_DIR/merge-source-only" --input "$SOURCE" >/dev/null
+echo "#   bytes of changed rows: $(find "$BENCH_DIR/merge-source-only" -name '*.parquet' -printf '%s\n' | awk '{ s += $1 } END { print s }') when the source alone is appended (same writer); deletion vector files: $(find "$BENCH_DIR/merge-dv" -maxdepth 1 -name 'deletion_vector_*.bin' -printf '%s\n' | awk '{ s += $1; n++ } END { printf "%d files, %d bytes", n, s }')"
 echo "# delta-rs: $(grep -E 'metric_num_(target_rows_(copied|updated|inserted)|target_files_(added|removed))' "$BENCH_DIR/merge-deltars.log" | tr '\n' ' ')"
 echo "#   $(last_commit "$BENCH_DIR/merge-deltars")"

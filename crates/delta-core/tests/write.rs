@@ -366,16 +366,69 @@ async fn deletion_vectors_mark_rows_instead_of_rewriting_files() {
         18
     );
 
-    // Deleting every remaining row of the file removes it.
+    // A checkpoint carries the deletion vectors: a table loaded from it reads the same rows.
+    let snapshot = table.snapshot().await.unwrap();
+    table.checkpoint(&snapshot).await.unwrap();
+    let reopened = Table::open(table.url().as_str(), &HashMap::new()).unwrap();
+    assert_eq!(rows(&reopened).await, want);
+
+    // OPTIMIZE purges deletion vectors that hide more than 5% of a file's rows.
+    let r = table.optimize().run().await.unwrap();
+    assert!(r.files_removed >= 1, "{r:?}");
+    let snapshot = table.snapshot().await.unwrap();
+    assert!(snapshot.files().iter().all(|f| f.deletion_vector.is_none()));
+    assert_eq!(rows(&table).await, want);
+
+    // VACUUM deletes the deletion vector files nothing references any more.
+    let dv_files = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("deletion_vector_")
+            })
+            .count()
+    };
+    let root = std::path::PathBuf::from(table.url().path());
+    assert!(dv_files(&root) > 0);
+    let _ = table
+        .vacuum()
+        .with_retention(std::time::Duration::ZERO)
+        .with_force(true)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(dv_files(&root), 0);
+    assert_eq!(rows(&table).await, want);
+
+    // OPTIMIZE packed all rows into one file: deleting all but two marks them; deleting the
+    // last two removes the file.
     let r = table
-        .delete(Some(parse("site = 'a'").unwrap()))
+        .delete(Some(parse("id = 10 OR site = 'a'").unwrap()))
         .await
         .unwrap();
     assert_eq!(
         (r.rows_affected, r.files_removed, r.deletion_vectors_added),
-        (82, 1, 0)
+        (83, 0, 1)
     );
-    assert_eq!(ids(&rows(&table).await), vec![10, 50, 94]);
+    assert_eq!(ids(&rows(&table).await), vec![50, 94]);
+    let r = table
+        .delete(Some(parse("site = 'z'").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.rows_affected,
+            r.files_removed,
+            r.deletion_vectors_added,
+            r.deletion_vectors_removed
+        ),
+        (2, 1, 0, 1)
+    );
+    assert!(rows(&table).await.is_empty());
 }
 
 #[tokio::test]

@@ -288,7 +288,8 @@ pub fn sorted_rows(rows: impl IntoIterator<Item = Value>) -> Vec<String> {
 }
 
 /// Deletion vectors (inline and in files, replaced by larger ones, a file emptied) and change
-/// data files from DELETE, UPDATE and MERGE, on a partitioned table that turned both on later.
+/// data files from DELETE, UPDATE and MERGE, on a partitioned table that turned both on later;
+/// a checkpoint of the last version.
 ///
 /// `batch(ids)` makes the rows with ids `ids`: columns `id` (Int64), `grp` (the partition
 /// column), `label` (Utf8) and any others.
@@ -334,5 +335,7 @@ pub async fn deletion_vectors_cdf(
     let _ = t
         .delete(Some(parse("id >= 40").expect("predicate")))
         .await?;
+    // Peers then read the deletion vectors from a checkpoint too.
+    t.checkpoint(&t.snapshot().await?).await?;
     Ok(())
 }
