@@ -714,20 +714,38 @@ fn spark_keeps_writing_our_table_and_we_read_it() {
 /// and DESCRIBE HISTORY shows both engines.
 #[test]
 fn two_engines_take_turns_on_one_table() {
-    let Some(mut spark) = spark::Spark::connect("two engines, one table") else {
+    take_turns("two engines, one table", &[]);
+}
+
+/// The same turns on a table with deletion vectors and the change data feed: both engines
+/// mark rows in (and extend) each other's deletion vectors and write change data.
+#[test]
+fn two_engines_take_turns_with_deletion_vectors_and_change_data() {
+    take_turns(
+        "two engines, one table with deletion vectors and change data",
+        &[
+            ("delta.enableDeletionVectors", "true"),
+            ("delta.enableChangeDataFeed", "true"),
+        ],
+    );
+}
+
+/// Six rounds: we append and delete / update / optimize / checkpoint, then Spark inserts and
+/// deletes / updates / optimizes; after every turn both engines read the same rows.
+fn take_turns(what: &str, properties: &[(&str, &str)]) {
+    let Some(mut spark) = spark::Spark::connect(what) else {
         return;
     };
     let rt = common::runtime();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("turns");
     let table = open(&dir);
+    let mut create = table.write().with_partition_columns(["grp"]);
+    for (key, value) in properties {
+        create = create.with_property(*key, *value);
+    }
     let _ = rt
-        .block_on(
-            table
-                .write()
-                .with_partition_columns(["grp"])
-                .execute(stream(vec![ops_batch(0..16)])),
-        )
+        .block_on(create.execute(stream(vec![ops_batch(0..16)])))
         .expect("create");
     let mut expected_version = 0u64;
     let mut turns = 0;
@@ -821,8 +839,33 @@ fn two_engines_take_turns_on_one_table() {
         engines.iter().any(|e| !e.contains("Spark")),
         "our engine missing from history: {engines:?}"
     );
+    if !properties.is_empty() {
+        // Both engines marked rows in deletion vectors (none of them fell back to rewriting).
+        let commits = rt.block_on(table.history(None)).expect("history");
+        let marked_by = |spark_engine: bool| {
+            commits.iter().any(|c| {
+                let Some(info) = &c.commit_info else {
+                    return false;
+                };
+                let engine = info.0["engineInfo"].as_str().unwrap_or_default();
+                let added = info.0["operationMetrics"]["numDeletionVectorsAdded"]
+                    .as_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                engine.contains("Spark") == spark_engine && added > 0
+            })
+        };
+        assert!(
+            marked_by(false),
+            "no commit of ours added a deletion vector"
+        );
+        assert!(
+            marked_by(true),
+            "no commit of Spark added a deletion vector"
+        );
+    }
     spark::summary(&format!(
-        "two engines, one table: {turns} turns, {} versions, rows identical after every turn",
+        "{what}: {turns} turns, {} versions, rows identical after every turn",
         expected_version + 1
     ));
 }
