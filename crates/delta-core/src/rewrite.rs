@@ -252,6 +252,46 @@ impl Rewriter {
         output: &RecordBatch,
         fates: &[RowFate],
     ) -> Result<()> {
+        self.some_rows(edit, original.num_rows(), None, original, output, fates)
+            .await
+    }
+
+    /// Whether `edit`'s file keeps its rows behind a deletion vector: then only the rows that
+    /// change matter, and [`Rewriter::changed_rows`] may be given them alone.
+    pub(crate) fn marks(edit: &FileEdit) -> bool {
+        edit.mark
+    }
+
+    /// Like [`Rewriter::batch`] for a file that [`Rewriter::marks`]: of a batch of `batch_rows`
+    /// rows, only the rows at `positions` (ascending) are given, all of them changing; the
+    /// others are kept.
+    pub(crate) async fn changed_rows(
+        &mut self,
+        edit: &mut FileEdit,
+        batch_rows: usize,
+        positions: &[u32],
+        original: &RecordBatch,
+        output: &RecordBatch,
+        fates: &[RowFate],
+    ) -> Result<()> {
+        if !edit.mark || positions.len() != original.num_rows() {
+            return Err(Error::invalid(
+                "internal: changed rows given for a file that is rewritten",
+            ));
+        }
+        self.some_rows(edit, batch_rows, Some(positions), original, output, fates)
+            .await
+    }
+
+    async fn some_rows(
+        &mut self,
+        edit: &mut FileEdit,
+        batch_rows: usize,
+        positions: Option<&[u32]>,
+        original: &RecordBatch,
+        output: &RecordBatch,
+        fates: &[RowFate],
+    ) -> Result<()> {
         if fates.len() != original.num_rows() {
             return Err(Error::invalid(
                 "internal: the fates do not match the rows of the batch",
@@ -266,7 +306,8 @@ impl Rewriter {
         if edit.mark {
             for (i, fate) in fates.iter().enumerate() {
                 if *fate != RowFate::Kept {
-                    edit.leaving.push(edit.offset + i as u64);
+                    let row = positions.map_or(i as u64, |p| u64::from(p[i]));
+                    edit.leaving.push(edit.offset + row);
                 }
             }
             if updated_out.true_count() > 0 {
@@ -280,7 +321,7 @@ impl Rewriter {
                 fates.iter().filter(|f| **f == RowFate::Kept).count() as u64;
             self.data.write(output).await?;
         }
-        edit.offset += original.num_rows() as u64;
+        edit.offset += batch_rows as u64;
         if any_change && self.change.is_some() {
             let original = conform(original, &self.schema)?;
             let of = |fate: RowFate| -> BooleanArray {

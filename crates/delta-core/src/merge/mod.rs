@@ -45,7 +45,7 @@ use arrow::array::{
     Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StructArray, UInt32Array,
     new_null_array,
 };
-use arrow::compute::{cast, concat_batches, interleave, take};
+use arrow::compute::{cast, concat_batches, interleave, take, take_record_batch};
 use arrow::datatypes::{DataType as ArrowType, Field, Fields, Schema, SchemaRef};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -772,12 +772,42 @@ impl Job {
                 let matches =
                     self.state
                         .decide(&batch, &batch_targets, &sources[first..cursor], true)?;
-                let output = self.state.rewrite_batch(&batch, &matches, &mut counts)?;
-                if output.num_rows() > 0 {
-                    self.checks.count(&output, &mut violations)?;
+                if Rewriter::marks(&edit) {
+                    // The file keeps its rows: only the changing ones are computed and written.
+                    let changed: Vec<u32> = matches
+                        .fates
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| f.changes_row())
+                        .filter_map(|(i, _)| u32::try_from(i).ok())
+                        .collect();
+                    let (subset, sub_matches) = matches.select(&batch, &changed)?;
+                    let output = self
+                        .state
+                        .rewrite_batch(&subset, &sub_matches, &mut counts)?;
+                    if output.num_rows() > 0 {
+                        self.checks.count(&output, &mut violations)?;
+                    }
+                    let fates: Vec<RowFate> =
+                        sub_matches.fates.iter().map(Fate::row_fate).collect();
+                    writer
+                        .changed_rows(
+                            &mut edit,
+                            batch.num_rows(),
+                            &changed,
+                            &subset,
+                            &output,
+                            &fates,
+                        )
+                        .await?;
+                } else {
+                    let output = self.state.rewrite_batch(&batch, &matches, &mut counts)?;
+                    if output.num_rows() > 0 {
+                        self.checks.count(&output, &mut violations)?;
+                    }
+                    let fates: Vec<RowFate> = matches.fates.iter().map(Fate::row_fate).collect();
+                    writer.batch(&mut edit, &batch, &output, &fates).await?;
                 }
-                let fates: Vec<RowFate> = matches.fates.iter().map(Fate::row_fate).collect();
-                writer.batch(&mut edit, &batch, &output, &fates).await?;
                 offset = end;
             }
             // Data files are immutable: both passes read the same rows in the same order.
@@ -1557,6 +1587,29 @@ struct BatchMatches {
     target_batch: Option<RecordBatch>,
     /// One per target row.
     fates: Vec<Fate>,
+}
+
+impl BatchMatches {
+    /// The target rows at `rows` of `target` (the batch these matches are of), with their
+    /// matches: pairs are kept whole (fates point into them), per-row state is taken.
+    fn select(&self, target: &RecordBatch, rows: &[u32]) -> Result<(RecordBatch, BatchMatches)> {
+        let indices = UInt32Array::from(rows.to_vec());
+        let subset = take_record_batch(target, &indices)?;
+        let target_batch = self
+            .target_batch
+            .as_ref()
+            .map(|b| take_record_batch(b, &indices))
+            .transpose()?;
+        let fates = rows.iter().map(|r| self.fates[*r as usize]).collect();
+        Ok((
+            subset,
+            BatchMatches {
+                pair_batch: self.pair_batch.clone(),
+                target_batch,
+                fates,
+            },
+        ))
+    }
 }
 
 struct MergeState {
