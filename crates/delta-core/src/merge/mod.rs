@@ -752,11 +752,12 @@ impl Job {
         let mut counts = MergeReport::default();
         let mut violations = vec![0u64; self.checks.len()];
         let outcome: Result<()> = async {
-            let mut stream = self
-                .snapshot
-                .scan()
-                .build_for(std::slice::from_ref(&add))?
-                .execute();
+            let mut scan = self.snapshot.scan();
+            if Rewriter::marks(&edit) && !writer.writes_change_data() {
+                let table_schema = self.snapshot.arrow_schema();
+                scan = scan.with_columns(self.state.plan.marked_file_columns(&table_schema));
+            }
+            let mut stream = scan.build_for(std::slice::from_ref(&add))?.execute();
             let (targets, sources) = pairs;
             let mut cursor = 0usize;
             let mut offset = 0u32;
@@ -1989,6 +1990,35 @@ impl MergeState {
 }
 
 impl Plan {
+    /// The columns of `target` that pass 2 must read from a file that keeps its rows behind a
+    /// deletion vector, when no change data is written: only changing rows are computed, so
+    /// what conditions and values read and every column some UPDATE leaves as it was (a
+    /// column every UPDATE sets comes from the source; deleted rows are not written).
+    fn marked_file_columns(&self, target: &Schema) -> Vec<String> {
+        let mut columns = self.target_needed.clone();
+        let updates = self
+            .matched
+            .iter()
+            .chain(&self.by_source)
+            .filter_map(|c| match &c.action {
+                RowAction::Update(sets) => Some(sets),
+                RowAction::Delete => None,
+            });
+        let mut kept = vec![false; self.output_schema.fields().len()];
+        for sets in updates {
+            for (j, k) in kept.iter_mut().enumerate() {
+                *k |= !sets.iter().any(|(i, _)| *i == j);
+            }
+        }
+        for (field, k) in self.output_schema.fields().iter().zip(kept) {
+            if k && target.field_with_name(field.name()).is_ok() && !columns.contains(field.name())
+            {
+                columns.push(field.name().clone());
+            }
+        }
+        columns
+    }
+
     /// The fields of the target columns the plan reads (from the output schema, which holds
     /// every target column).
     fn target_needed_fields(&self) -> Vec<Field> {
