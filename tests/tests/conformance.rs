@@ -378,14 +378,25 @@ type ChangeCounts = BTreeMap<u64, BTreeMap<String, usize>>;
 fn parse_change_counts(text: &str) -> ChangeCounts {
     let mut out = ChangeCounts::new();
     for commit in text.split(';') {
-        let (version, changes) = commit.trim().split_once(' ').unwrap();
-        let version: u64 = version.trim_start_matches('v').parse().unwrap();
+        let (version, changes) = commit
+            .trim()
+            .split_once(' ')
+            .expect("INDEX.md change text and change columns are well-formed");
+        let version: u64 = version
+            .trim_start_matches('v')
+            .parse()
+            .expect("INDEX.md change text and change columns are well-formed");
         for change in changes.split('+') {
-            let (n, kind) = change.trim().split_once(' ').unwrap();
+            let (n, kind) = change
+                .trim()
+                .split_once(' ')
+                .expect("INDEX.md change text and change columns are well-formed");
             *out.entry(version)
                 .or_default()
                 .entry(kind.to_owned())
-                .or_default() += n.parse::<usize>().unwrap();
+                .or_default() += n
+                .parse::<usize>()
+                .expect("INDEX.md change text and change columns are well-formed");
         }
     }
     out
@@ -397,20 +408,25 @@ fn change_counts(batches: &[arrow::array::RecordBatch]) -> ChangeCounts {
     let mut out = ChangeCounts::new();
     for batch in batches {
         let kinds = arrow::compute::cast(
-            batch.column_by_name("_change_type").unwrap(),
+            batch
+                .column_by_name("_change_type")
+                .expect("INDEX.md change text and change columns are well-formed"),
             &arrow::datatypes::DataType::Utf8,
         )
-        .unwrap();
+        .expect("INDEX.md change text and change columns are well-formed");
         let kinds = kinds.as_string::<i32>();
         let versions = batch
             .column_by_name("_commit_version")
-            .unwrap()
+            .expect("INDEX.md change text and change columns are well-formed")
             .as_primitive::<arrow::datatypes::Int64Type>();
         for i in 0..batch.num_rows() {
-            *out.entry(u64::try_from(versions.value(i)).unwrap())
-                .or_default()
-                .entry(kinds.value(i).to_owned())
-                .or_default() += 1;
+            *out.entry(
+                u64::try_from(versions.value(i))
+                    .expect("INDEX.md change text and change columns are well-formed"),
+            )
+            .or_default()
+            .entry(kinds.value(i).to_owned())
+            .or_default() += 1;
         }
     }
     out

@@ -88,6 +88,9 @@ pub struct ChangeCommit {
     pub source: ChangeSource,
     /// How many files are read for this commit.
     pub file_count: usize,
+    /// How many files had their deletion vector replaced (a remove/add pair of one path,
+    /// read for the rows that entered or left the vector).
+    pub deletion_vector_updates: usize,
 }
 
 /// Which rows of a file a read keeps.
@@ -346,6 +349,7 @@ impl Plan {
             .unwrap_or(file_time_ms);
         let index = self.commits.len();
         let before = self.reads.len();
+        let mut deletion_vector_updates = 0;
         let cdcs: Vec<_> = actions
             .iter()
             .filter_map(|a| match a {
@@ -354,7 +358,13 @@ impl Plan {
             })
             .collect();
         let source = if cdcs.is_empty() {
-            self.add_remove_reads(snapshot, index, version, actions)?
+            self.add_remove_reads(
+                snapshot,
+                index,
+                version,
+                actions,
+                &mut deletion_vector_updates,
+            )?
         } else {
             for cdc in cdcs {
                 self.reads.push(FileRead {
@@ -377,6 +387,7 @@ impl Plan {
             operation: commit_info.and_then(|ci| ci.operation().map(str::to_owned)),
             source,
             file_count: self.reads.len() - before,
+            deletion_vector_updates,
         });
         Ok(())
     }
@@ -389,6 +400,7 @@ impl Plan {
         index: usize,
         version: Version,
         actions: &[Action],
+        deletion_vector_updates: &mut usize,
     ) -> Result<ChangeSource> {
         let storage = snapshot.storage();
         let context = format!("commit {version}");
@@ -463,6 +475,7 @@ impl Plan {
                     }) {
                         // Rows newly in the deletion vector were deleted.
                         Some(old) => {
+                            *deletion_vector_updates += 1;
                             self.reads.push(FileRead {
                                 commit: index,
                                 add: a.clone(),
