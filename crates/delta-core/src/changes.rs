@@ -14,8 +14,9 @@
 //!
 //! Execution ([`ChangeScan::execute`]) streams one file at a time through the ordinary scan
 //! (column mapping, type conforming, partition values), so memory is bounded by one file's
-//! batches. Every row is in the schema of the END version (columns an older file lacks are
-//! NULL) followed by `_change_type`, `_commit_version` and `_commit_timestamp`.
+//! batches. Rows come in one schema, chosen as Spark chooses it: the latest version's, or
+//! the end version's on column-mapping tables (columns an older file lacks are NULL),
+//! followed by `_change_type`, `_commit_version` and `_commit_timestamp`.
 //!
 //! Invariant: a range is readable only if `delta.enableChangeDataFeed` was true at its start
 //! and no `metaData` inside it turns it off; every commit file of the range must still exist.
@@ -32,6 +33,7 @@ use crate::action::{Action, Add, Metadata};
 use crate::deletion_vector::DeletionVectorDescriptor;
 use crate::log::LogPath;
 use crate::scan::{RowSelection, load_deletion_vector};
+use crate::schema::ColumnMappingMode;
 use crate::snapshot::Snapshot;
 use crate::table::{Table, ict_enablement_version};
 use crate::{Error, Result, Version};
@@ -219,11 +221,15 @@ impl Table {
             });
         }
 
-        let snapshot = if end == latest_version {
-            latest
-        } else {
-            self.snapshot_at(end).await?
-        };
+        // The schema rows are given in, as Spark gives them: the latest version's, except on
+        // column-mapping tables, whose physical names are only stable up to the end version
+        // (Delta's default `endVersion` schema mode for them).
+        let snapshot =
+            if end == latest_version || latest.column_mapping() == ColumnMappingMode::None {
+                latest
+            } else {
+                self.snapshot_at(end).await?
+            };
         for name in [
             CHANGE_TYPE_COLUMN,
             COMMIT_VERSION_COLUMN,
@@ -236,7 +242,7 @@ impl Table {
                 });
             }
         }
-        let start_snapshot = if start == end {
+        let start_snapshot = if start == snapshot.version() {
             snapshot.clone()
         } else {
             self.snapshot_at(start).await?
@@ -514,13 +520,20 @@ impl ChangeScan {
         self.end
     }
 
+    /// The version whose schema the rows are given in (see [`ChangeScan::schema`]).
+    #[must_use]
+    pub fn schema_version(&self) -> Version {
+        self.snapshot.version()
+    }
+
     /// The commits of the range in version order, with where their rows come from.
     #[must_use]
     pub fn commits(&self) -> &[ChangeCommit] {
         &self.commits
     }
 
-    /// The schema of the rows: the end version's columns, then `_change_type`,
+    /// The schema of the rows: the table's columns (at the latest version; at the end
+    /// version on column-mapping tables, as in Spark), then `_change_type`,
     /// `_commit_version` and `_commit_timestamp`. Batches may differ only in nullability.
     #[must_use]
     pub fn schema(&self) -> SchemaRef {

@@ -1126,7 +1126,7 @@ fn changes_print_rows_and_where_they_came_from() {
         .collect();
     assert_eq!(
         summary[0],
-        "changes of versions 2 to 2 (columns of version 2):"
+        "changes of versions 2 to 2 (columns of version 3):"
     );
     assert!(summary[1].starts_with("  v2  "), "{text}");
     assert!(

@@ -213,7 +213,7 @@ fn write_change_summary<W: Write>(
         "\nchanges of versions {} to {} (columns of version {}):",
         scan.start_version(),
         scan.end_version(),
-        scan.end_version()
+        scan.schema_version()
     )?;
     let width = scan
         .commits()
