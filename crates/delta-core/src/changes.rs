@@ -926,6 +926,121 @@ mod tests {
         assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     }
 
+    #[tokio::test]
+    async fn cdc_files_are_read_alone_with_their_change_types_and_partition_values() {
+        let table = memory_table();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("grp", DataType::Utf8, true),
+        ]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec!["a", "b"])),
+            ],
+        )
+        .expect("two columns");
+        let _ = table
+            .write()
+            .with_partition_columns(["grp"])
+            .with_property(ENABLE_PROPERTY, "true")
+            .execute(futures::stream::iter([Ok(rows)]).boxed())
+            .await
+            .expect("create");
+        // A cdc file as writers store it: data columns without the partition column, plus
+        // `_change_type` (here the non-standard values some Spark tests wrote).
+        let cdc_schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new(CHANGE_TYPE_COLUMN, DataType::Utf8, true),
+        ]));
+        let cdc_rows = RecordBatch::try_new(
+            cdc_schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 1])),
+                Arc::new(StringArray::from(vec!["update_pre", "update_post"])),
+            ],
+        )
+        .expect("two columns");
+        let mut bytes = Vec::new();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, cdc_schema, None)
+            .expect("parquet writer");
+        writer.write(&cdc_rows).expect("write");
+        writer.close().expect("close");
+        let storage = table.storage();
+        let cdc_path = "_change_data/grp=a/cdc-00000.snappy.parquet";
+        let size = i64::try_from(bytes.len()).expect("small");
+        storage
+            .put(
+                &storage.child(cdc_path, "test").expect("path"),
+                bytes.into(),
+            )
+            .await
+            .expect("put cdc file");
+        // The commit also rewrites the file (add/remove), which a reader must then ignore.
+        let snapshot = table.snapshot().await.expect("snapshot");
+        let old = snapshot
+            .files()
+            .iter()
+            .find(|f| f.partition_values.get("grp") == Some(&Some("a".to_owned())))
+            .expect("the grp=a file")
+            .clone();
+        let actions = vec![
+            Action::Remove(crate::action::Remove {
+                path: old.path.clone(),
+                data_change: true,
+                partition_values: Some(old.partition_values.clone()),
+                ..Default::default()
+            }),
+            Action::Add(old.clone()),
+            Action::Cdc(crate::action::Cdc {
+                path: cdc_path.to_owned(),
+                partition_values: old.partition_values.clone(),
+                size,
+                data_change: false,
+                tags: None,
+            }),
+        ];
+        storage
+            .put(
+                &storage.log_location(&LogPath::Commit(1).file_name()),
+                crate::action::format_commit(&actions).into(),
+            )
+            .await
+            .expect("put commit");
+
+        let scan = table
+            .changes(ChangeBound::Version(1), None)
+            .await
+            .expect("plan");
+        assert_eq!(scan.commits()[0].source, ChangeSource::CdcFiles);
+        assert_eq!(scan.commits()[0].file_count, 1);
+        let batches = scan.collect().await.expect("read");
+        let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
+        let names: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "id",
+                "grp",
+                CHANGE_TYPE_COLUMN,
+                COMMIT_VERSION_COLUMN,
+                COMMIT_TIMESTAMP_COLUMN
+            ]
+        );
+        let grp = batch.column(1).as_string::<i32>();
+        let kind = batch.column(2).as_string::<i32>();
+        let got: Vec<_> = (0..batch.num_rows())
+            .map(|i| (grp.value(i), kind.value(i)))
+            .collect();
+        assert_eq!(got, [("a", "update_pre"), ("a", "update_post")]);
+    }
+
     fn inline_dv(rows: &[u64]) -> DeletionVectorDescriptor {
         let bitmap: roaring::RoaringTreemap = rows.iter().copied().collect();
         let bytes = encode_bitmap(&bitmap);
