@@ -580,7 +580,7 @@ fn cdf_fixture_edge_cases_match_the_index() {
         );
         assert!(
             err.to_string()
-                .contains("earliest version with change data is 3"),
+                .contains("earliest retained commit is version 3"),
             "{err}"
         );
     });

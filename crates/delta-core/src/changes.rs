@@ -216,14 +216,14 @@ impl Table {
             return Err(Error::VersionNotFound {
                 requested: missing,
                 reason: format!(
-                    "its commit file was cleaned up; the earliest version with change data is {earliest}"
+                    "its commit file was cleaned up; the earliest retained commit is version {earliest}"
                 ),
             });
         }
 
         // The schema rows are given in, as Spark gives them: the latest version's, except on
-        // column-mapping tables, whose physical names are only stable up to the end version
-        // (Delta's default `endVersion` schema mode for them).
+        // column-mapping tables, where a later rename or drop would misname older rows, so
+        // the end version's (Delta's default `endVersion` schema mode for them).
         let snapshot =
             if end == latest_version || latest.column_mapping() == ColumnMappingMode::None {
                 latest
@@ -278,6 +278,13 @@ impl Table {
             let file_time = retained.get(&version).map_or(0, |f| f.last_modified_ms);
             plan.add_commit(&snapshot, version, &commit, use_ict, file_time)?;
         }
+        tracing::debug!(
+            start,
+            end,
+            files = plan.reads.len(),
+            schema_version = snapshot.version(),
+            "change data feed planned"
+        );
         Ok(ChangeScan {
             schema: change_schema(&snapshot),
             snapshot,
