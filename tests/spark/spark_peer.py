@@ -11,6 +11,8 @@ is up, so a reader of that file can connect at once) and answers line-delimited 
   {"op":"sql","statements":[..]}             -> {"ok":true,"rows":[rows of the last, as JSON]}
   {"op":"make_tables","out":DIR}             -> {"ok":true,"manifest":{..}}  (cached by hash)
   {"op":"scan_files","path":P,"filter":F}    -> {"ok":true,"files_read":N,"rows":M}
+  {"op":"changes","path":P,"start":N,"end":M|null}
+                                             -> {"ok":true,"rows":[canonical change rows]}
 
 Any failure is {"ok":false,"error":"<exception class and message>"}. Requests are served
 one at a time (a lock around Spark), from any number of connections: the Rust test
@@ -223,6 +225,18 @@ class Peer:
                     df = self.spark.sql(stmt)
                     last = [plain(r) for r in df.collect()]
                 return {"rows": last}
+            if op == "changes":
+                # The change data feed (readChangeFeed), as `table_changes` gives it: the
+                # table's columns plus _change_type, _commit_version, _commit_timestamp.
+                reader = (
+                    self.spark.read.format("delta")
+                    .option("readChangeFeed", "true")
+                    .option("startingVersion", int(req["start"]))
+                )
+                if req.get("end") is not None:
+                    reader = reader.option("endingVersion", int(req["end"]))
+                df = reader.load(req["path"])
+                return {"rows": canonical_rows(df), "schema": df.schema.jsonValue()}
             if op == "scan_files":
                 return scan_files(self.spark, req["path"], req.get("filter"))
             if op == "make_tables":

@@ -264,3 +264,324 @@ fn conformance_tables_read_as_spark_wrote_them() {
         unexpected.join("\n")
     );
 }
+
+/// The change data feed of every CDF fixture in INDEX.md: `(table root, start version,
+/// expected changes)`, the expectation copied from INDEX.md's "CDF from vN" text
+/// (`v<version> <count> <change type>[+<count> <change type>]; ...`). Versions not named
+/// must produce no rows.
+///
+/// One deliberate difference: the three `cdf-column-mapping-*` tables enable the feed only
+/// at v1 (`SET TBLPROPERTIES`), so Spark and delta-kernel-rs refuse a read from v0 and so
+/// do we (see `cdf_fixture_edge_cases_match_the_index`); INDEX.md's "v0 3 insert" comes
+/// from delta-rs, which does not check. They are read from v1, where every count matches.
+const CDF_FIXTURES: &[(&str, u64, &str)] = &[
+    (
+        "delta-kernel-rs-data/cdf-column-mapping-id-mode",
+        1,
+        "v2 1 update_preimage+1 update_postimage; v3 1 insert; v4 1 delete",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-column-mapping-name-mode",
+        1,
+        "v2 1 update_preimage+1 update_postimage; v3 1 insert; v4 1 delete",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-column-mapping-name-mode-3-7",
+        1,
+        "v2 1 update_preimage+1 update_postimage; v3 1 insert; v4 1 delete",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table",
+        0,
+        "v0 10 insert; v1 3 update_postimage+3 update_preimage; v2 3 update_preimage+3 update_postimage; v3 1 delete",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-backtick-column-names",
+        0,
+        "v0 2 insert; v1 3 insert",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-data-change",
+        0,
+        "v0 10 insert",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-delete-conditional-all-rows",
+        0,
+        "v0 10 insert; v1 10 delete",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-delete-conditional-two-rows",
+        0,
+        "v0 10 insert; v1 2 delete",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-delete-unconditional",
+        0,
+        "v0 10 insert; v1 10 delete",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-non-partitioned",
+        0,
+        "v0 10 insert; v1 3 update_preimage+3 update_postimage; v2 3 update_preimage+3 update_postimage; v3 1 delete; v4 2 insert",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-partitioned",
+        0,
+        "v0 6 insert; v1 1 delete+1 update_preimage+1 update_postimage; v2 3 delete",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-simple",
+        0,
+        "v0 10 insert; v1 10 delete; v2 5 insert",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-update-ops",
+        0,
+        "v0 10 insert; v1 5 update_pre; v2 5 update_post",
+    ),
+    (
+        "delta-kernel-rs-data/cdf-table-with-cdc-and-dvs",
+        0,
+        "v0 1 insert; v1 4 insert; v2 1 delete; v4 1 insert; v5 2 delete; v7 1 insert; v8 1 insert; v9 3 update_preimage+3 update_postimage; v10 1 delete; v12 1 update_preimage+1 update_postimage; v14 2 insert; v15 2 insert; v16 2 delete; v18 2 insert+1 update_postimage+1 update_preimage; v20 1 update_preimage+1 update_postimage; v22 1 insert+1 delete; v24 6 delete; v25 3 insert",
+    ),
+    (
+        "delta-kernel-rs-data/compacted-log-files-table",
+        0,
+        "v0 1 insert; v1 4 insert; v2 1 delete; v4 1 insert; v5 2 delete; v7 1 insert; v8 1 insert; v9 3 update_preimage+3 update_postimage; v10 1 delete; v12 1 update_preimage+1 update_postimage; v14 2 insert; v15 2 insert; v16 2 delete; v18 2 insert+1 update_postimage+1 update_preimage; v20 1 update_preimage+1 update_postimage; v22 1 insert+1 delete; v24 6 delete; v25 3 insert",
+    ),
+    (
+        "delta-rs/cdc_ict_table",
+        0,
+        "v1 4 insert; v2 2 delete; v3 2 update_preimage+2 update_postimage",
+    ),
+    (
+        "delta-rs/checkpoint-cdf-table",
+        3,
+        "v3 1 delete; v4 4 insert; v5 4 update_preimage+4 update_postimage",
+    ),
+    (
+        "delta-rs/simple_table_with_cdc",
+        0,
+        "v1 1 insert; v2 1 update_preimage+1 update_postimage",
+    ),
+    (
+        "delta-golden/commit-info-containing-arbitrary-operationParams-types",
+        0,
+        "v0 1 insert; v1 1 insert",
+    ),
+];
+
+/// Change counts by version and change type.
+type ChangeCounts = BTreeMap<u64, BTreeMap<String, usize>>;
+
+fn parse_change_counts(text: &str) -> ChangeCounts {
+    let mut out = ChangeCounts::new();
+    for commit in text.split(';') {
+        let (version, changes) = commit
+            .trim()
+            .split_once(' ')
+            .expect("INDEX.md change text and change columns are well-formed");
+        let version: u64 = version
+            .trim_start_matches('v')
+            .parse()
+            .expect("INDEX.md change text and change columns are well-formed");
+        for change in changes.split('+') {
+            let (n, kind) = change
+                .trim()
+                .split_once(' ')
+                .expect("INDEX.md change text and change columns are well-formed");
+            *out.entry(version)
+                .or_default()
+                .entry(kind.to_owned())
+                .or_default() += n
+                .parse::<usize>()
+                .expect("INDEX.md change text and change columns are well-formed");
+        }
+    }
+    out
+}
+
+/// Count the rows of `batches` by `_commit_version` and `_change_type`.
+fn change_counts(batches: &[arrow::array::RecordBatch]) -> ChangeCounts {
+    use arrow::array::AsArray;
+    let mut out = ChangeCounts::new();
+    for batch in batches {
+        let kinds = arrow::compute::cast(
+            batch
+                .column_by_name("_change_type")
+                .expect("INDEX.md change text and change columns are well-formed"),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .expect("INDEX.md change text and change columns are well-formed");
+        let kinds = kinds.as_string::<i32>();
+        let versions = batch
+            .column_by_name("_commit_version")
+            .expect("INDEX.md change text and change columns are well-formed")
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..batch.num_rows() {
+            *out.entry(
+                u64::try_from(versions.value(i))
+                    .expect("INDEX.md change text and change columns are well-formed"),
+            )
+            .or_default()
+            .entry(kinds.value(i).to_owned())
+            .or_default() += 1;
+        }
+    }
+    out
+}
+
+async fn read_changes(
+    table: &Table,
+    from: delta_core::ChangeBound,
+    to: Option<delta_core::ChangeBound>,
+) -> Result<ChangeCounts, String> {
+    let scan = table.changes(from, to).await.map_err(|e| e.to_string())?;
+    let batches = scan.collect().await.map_err(|e| e.to_string())?;
+    let want = scan.schema();
+    for batch in &batches {
+        let names: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let want_names: Vec<_> = want.fields().iter().map(|f| f.name().clone()).collect();
+        if names != want_names {
+            return Err(format!(
+                "batch columns {names:?} differ from {want_names:?}"
+            ));
+        }
+    }
+    Ok(change_counts(&batches))
+}
+
+#[test]
+fn cdf_fixtures_give_the_change_counts_of_the_index() {
+    use delta_core::ChangeBound;
+    let Some(base) = common::input_dir("MEDILAKE_CONFORMANCE_DIR", "CDF conformance") else {
+        return;
+    };
+    let rt = common::runtime();
+    let mut failures = Vec::new();
+    for (root, from, expected) in CDF_FIXTURES {
+        let result = rt.block_on(async {
+            let table = open(&base.join(root)).await?;
+            read_changes(&table, ChangeBound::Version(*from), None).await
+        });
+        match result {
+            Ok(got) if got == parse_change_counts(expected) => {}
+            Ok(got) => failures.push(format!("{root}: got {got:?}, INDEX.md says {expected}")),
+            Err(e) => failures.push(format!("{root}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "CDF mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn cdf_fixture_edge_cases_match_the_index() {
+    use delta_core::{ChangeBound, Error};
+    let Some(base) = common::input_dir("MEDILAKE_CONFORMANCE_DIR", "CDF conformance") else {
+        return;
+    };
+    let rt = common::runtime();
+    rt.block_on(async {
+        // cdc_ict_table: "CDF from timestamp 2026-07-11T16:36:53.881Z must return only v2
+        // (2 deletes) and v3 (2+2 update images): v1 is excluded by its ICT".
+        let table = open(&base.join("delta-rs/cdc_ict_table")).await.unwrap();
+        let got = read_changes(&table, ChangeBound::Timestamp(1_783_787_813_881), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            parse_change_counts("v2 2 delete; v3 2 update_preimage+2 update_postimage")
+        );
+        // The commit timestamps are the in-commit timestamps (v1's is in 2023).
+        let scan = table.changes(ChangeBound::Version(0), None).await.unwrap();
+        let times: Vec<i64> = scan.commits().iter().map(|c| c.timestamp_ms).collect();
+        assert_eq!(
+            times,
+            vec![
+                1_783_874_203_271,
+                1_683_874_206_883,
+                1_783_874_212_175,
+                1_783_874_213_881
+            ]
+        );
+
+        // The column-mapping tables record changes only from v1 on.
+        for mode in ["id-mode", "name-mode", "name-mode-3-7"] {
+            let root = format!("delta-kernel-rs-data/cdf-column-mapping-{mode}");
+            let table = open(&base.join(&root)).await.unwrap();
+            let err = table
+                .changes(ChangeBound::Version(0), None)
+                .await
+                .expect_err("CDF is off at v0");
+            assert!(
+                matches!(err, Error::ChangeDataNotRecorded { version: 0, .. }),
+                "{root}: {err}"
+            );
+            // Data and cdc files store physical column names: every value must resolve.
+            let scan = table.changes(ChangeBound::Version(1), None).await.unwrap();
+            for batch in scan.collect().await.unwrap() {
+                for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                    assert_eq!(
+                        column.null_count(),
+                        0,
+                        "{root}: NULLs in `{}`",
+                        field.name()
+                    );
+                }
+            }
+        }
+
+        // table-with-cdf: v2 turns the feed off (v3 turns it on again).
+        let table = open(&base.join("delta-kernel-rs-data/table-with-cdf"))
+            .await
+            .unwrap();
+        let err = table
+            .changes(ChangeBound::Version(0), None)
+            .await
+            .expect_err("CDF is off at v2");
+        assert!(
+            matches!(err, Error::ChangeDataNotRecorded { version: 2, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("version 2"), "{err}");
+        let err = table
+            .changes(ChangeBound::Version(2), Some(ChangeBound::Version(2)))
+            .await
+            .expect_err("CDF is off at v2");
+        assert!(
+            matches!(err, Error::ChangeDataNotRecorded { version: 2, .. }),
+            "{err}"
+        );
+        let got = read_changes(&table, ChangeBound::Version(3), None)
+            .await
+            .unwrap();
+        assert!(got.is_empty(), "v3 and v4 only change metadata: {got:?}");
+
+        // checkpoint-cdf-table: commits before v3 were cleaned up.
+        let table = open(&base.join("delta-rs/checkpoint-cdf-table"))
+            .await
+            .unwrap();
+        let err = table
+            .changes(ChangeBound::Version(0), None)
+            .await
+            .expect_err("v0 was cleaned up");
+        assert!(
+            matches!(err, Error::VersionNotFound { requested: 0, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("earliest retained commit is version 3"),
+            "{err}"
+        );
+    });
+}

@@ -65,6 +65,20 @@ pub enum Error {
         /// How many rows of the write violate it.
         violations: u64,
     },
+    /// Changes were asked for over a version at which the table did not record them
+    /// (`delta.enableChangeDataFeed` was not true): ask for a range that starts after that
+    /// version, or compare snapshots instead.
+    #[error(
+        "change data was not recorded at version {version} (delta.enableChangeDataFeed was not true), so versions {start} to {end} cannot be read as changes"
+    )]
+    ChangeDataNotRecorded {
+        /// The first version of the range without change data.
+        version: Version,
+        /// The start of the requested range.
+        start: Version,
+        /// The end of the requested range.
+        end: Version,
+    },
     /// The caller passed something invalid: a bad predicate, an unknown column, a bad URI.
     #[error("invalid argument: {message}")]
     InvalidArgument {

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod action;
+mod changes;
 mod checkpoint;
 pub mod clock;
 mod clustering;
@@ -38,6 +39,10 @@ mod transaction;
 mod vacuum;
 pub(crate) mod write;
 
+pub use changes::{
+    CHANGE_TYPE_COLUMN, COMMIT_TIMESTAMP_COLUMN, COMMIT_VERSION_COLUMN, ChangeBound, ChangeCommit,
+    ChangeScan, ChangeSource,
+};
 pub use clustering::{ClusteringReport, ProbeStats};
 pub use error::{Error, Result, Version};
 pub use log::conflict::IsolationLevel;

@@ -145,39 +145,66 @@ impl Table {
     /// As [`Table::snapshot_at_timestamp`].
     pub async fn version_at_timestamp(&self, timestamp_ms: i64) -> Result<Version> {
         let latest = self.snapshot().await?;
-        let ict_from = ict_enablement_version(&latest);
         let mut commits = self.commit_files().await?;
         commits.sort_by_key(|f| f.log_path.version());
-        let mut best: Option<Version> = None;
+        let ict_from = ict_enablement_version(&latest);
+        let found = self
+            .commit_at_timestamp(&commits, ict_from, timestamp_ms)
+            .await?;
+        found
+            .map(|(version, _)| version)
+            .ok_or_else(|| Error::VersionNotFound {
+                requested: 0,
+                reason: format!(
+                    "timestamp {timestamp_ms} ms is before the earliest retained commit"
+                ),
+            })
+    }
+
+    /// The last commit of `commits` (sorted by version) whose timestamp is at or before
+    /// `timestamp_ms`, with that timestamp; `None` when every commit is later. Versions from
+    /// `ict_from` on are timed by their in-commit timestamps (monotonic, so found by binary
+    /// search, as Spark does), older ones by file modification time.
+    pub(crate) async fn commit_at_timestamp(
+        &self,
+        commits: &[LogFile],
+        ict_from: Option<Version>,
+        timestamp_ms: i64,
+    ) -> Result<Option<(Version, i64)>> {
+        let mut best: Option<(Version, i64)> = None;
         // Commits without ICT: file times. Commits with ICT: monotonic, so binary search.
         let split = commits
             .partition_point(|f| ict_from.is_none_or(|e| f.log_path.version().unwrap_or(0) < e));
         for file in &commits[..split] {
             if file.last_modified_ms <= timestamp_ms {
-                best = file.log_path.version();
+                best = file.log_path.version().map(|v| (v, file.last_modified_ms));
             }
         }
         let ict_part = &commits[split..];
         let (mut lo, mut hi) = (0usize, ict_part.len());
+        let mut found = None;
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let ts = self.commit_timestamp(&ict_part[mid], true).await?;
             if ts <= timestamp_ms {
                 lo = mid + 1;
+                found = Some((mid, ts));
             } else {
                 hi = mid;
             }
         }
         if lo > 0 {
-            best = ict_part[lo - 1].log_path.version();
+            let ts = match found {
+                Some((mid, ts)) if mid == lo - 1 => ts,
+                _ => self.commit_timestamp(&ict_part[lo - 1], true).await?,
+            };
+            best = ict_part[lo - 1].log_path.version().map(|v| (v, ts));
         }
-        best.ok_or_else(|| Error::VersionNotFound {
-            requested: 0,
-            reason: format!("timestamp {timestamp_ms} ms is before the earliest retained commit"),
-        })
+        Ok(best)
     }
 
-    async fn commit_files(&self) -> Result<Vec<LogFile>> {
+    /// The retained commit files (unordered).
+    pub(crate) async fn commit_files(&self) -> Result<Vec<LogFile>> {
         Ok(self
             .storage
             .list_log(None)
@@ -187,7 +214,7 @@ impl Table {
             .collect())
     }
 
-    async fn commit_timestamp(&self, file: &LogFile, use_ict: bool) -> Result<i64> {
+    pub(crate) async fn commit_timestamp(&self, file: &LogFile, use_ict: bool) -> Result<i64> {
         if !use_ict {
             return Ok(file.last_modified_ms);
         }
@@ -413,7 +440,7 @@ impl Table {
 }
 
 /// The first version whose commit timestamps are in-commit timestamps, when enabled.
-fn ict_enablement_version(snapshot: &Snapshot) -> Option<Version> {
+pub(crate) fn ict_enablement_version(snapshot: &Snapshot) -> Option<Version> {
     let enabled = snapshot
         .property("delta.enableInCommitTimestamps")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));

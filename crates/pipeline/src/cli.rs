@@ -46,6 +46,9 @@ pub enum TableCommand {
     Describe(DescribeArgs),
     /// List the commits of a table, newest first.
     History(HistoryArgs),
+    /// Print the rows a range of commits inserted, deleted or updated (the change data feed),
+    /// then where each version's rows came from.
+    Changes(ChangesArgs),
     /// List the live data files with their statistics (and, with --where, which are skipped).
     Files(FilesArgs),
     /// Explain the actions of one commit, action by action.
@@ -156,6 +159,41 @@ pub struct HistoryArgs {
     /// Show at most this many commits (the newest).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+}
+
+/// Arguments of `table changes`.
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// Table location: a local path or a file://, s3://, az://, abfss:// or gs:// URL.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// First version of the range (inclusive).
+    #[arg(
+        long = "from",
+        value_name = "V",
+        conflicts_with = "from_timestamp",
+        required_unless_present = "from_timestamp"
+    )]
+    pub from: Option<u64>,
+
+    /// Last version of the range (inclusive; default: the latest).
+    #[arg(long = "to", value_name = "V", conflicts_with = "to_timestamp")]
+    pub to: Option<u64>,
+
+    /// Start at the first version committed at or after this time: RFC 3339, `YYYY-MM-DD` or
+    /// `YYYY-MM-DDTHH:MM:SS` (UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_timestamp_ms)]
+    pub from_timestamp: Option<i64>,
+
+    /// End at the last version committed at or before this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_timestamp_ms)]
+    pub to_timestamp: Option<i64>,
+
+    /// Output format (`table` ends with a per-version summary; `jsonl` and `csv` print only
+    /// rows).
+    #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+    pub format: ShowFormat,
 }
 
 /// Arguments of `table files`.
@@ -559,6 +597,7 @@ impl TableCommand {
             Self::Show(a) => &a.uri,
             Self::Describe(a) => &a.uri,
             Self::History(a) => &a.uri,
+            Self::Changes(a) => &a.uri,
             Self::Files(a) => &a.uri,
             Self::Log(a) => &a.uri,
             Self::Write(a) => &a.uri,

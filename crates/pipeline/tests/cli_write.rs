@@ -1057,3 +1057,101 @@ fn concurrent_deletes_of_one_file_conflict_or_serialize() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// table changes
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn changes_print_rows_and_where_they_came_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("t");
+    let uri = path_str(&table);
+    let first = write_file(dir.path(), "a.jsonl", "{\"id\": 1}\n{\"id\": 2}\n");
+    let second = write_file(dir.path(), "b.jsonl", "{\"id\": 3}\n");
+    let _ = ok(&["table", "write", uri, "--input", &first]);
+    let _ = ok(&[
+        "table",
+        "set-property",
+        uri,
+        "delta.enableChangeDataFeed=true",
+    ]);
+    let _ = ok(&["table", "write", uri, "--input", &second]);
+    let _ = ok(&[
+        "table",
+        "write",
+        uri,
+        "--input",
+        &second,
+        "--mode",
+        "overwrite",
+    ]);
+
+    let rows = jsonl(&ok(&[
+        "table", "changes", uri, "--from", "1", "--format", "jsonl",
+    ]));
+    let mut got: Vec<(i64, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            assert!(r["_commit_timestamp"].is_string(), "{r}");
+            (
+                r["_commit_version"].as_i64().expect("version"),
+                r["_change_type"].as_str().expect("type").to_owned(),
+                r["id"].as_i64().expect("id"),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(i64, String, i64)> = [
+        (2, "insert", 3),
+        (3, "delete", 1),
+        (3, "delete", 2),
+        (3, "delete", 3),
+        (3, "insert", 3),
+    ]
+    .into_iter()
+    .map(|(v, k, i)| (v, k.to_owned(), i))
+    .collect();
+    assert_eq!(got, want);
+
+    let text = ok(&["table", "changes", uri, "--from", "2", "--to", "2"]);
+    assert!(
+        text.contains("| 3  | insert       | 2               |"),
+        "{text}"
+    );
+    assert!(text.contains("\n1 row\n"), "{text}");
+    let summary: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("changes of versions"))
+        .collect();
+    assert_eq!(
+        summary[0],
+        "changes of versions 2 to 2 (columns of version 3):"
+    );
+    assert!(summary[1].starts_with("  v2  "), "{text}");
+    assert!(
+        summary[1].ends_with("1 insert: from add/remove actions (1 file, no cdc files)"),
+        "{text}"
+    );
+    let text = ok(&["table", "changes", uri, "--from", "1", "--to", "1"]);
+    assert!(text.contains("no rows: no data change"), "{text}");
+
+    // Version 0 was written before the feed was enabled.
+    let err = fails(&["table", "changes", uri, "--from", "0"], 1);
+    assert!(err.contains("not recorded at version 0"), "{err}");
+    let err = fails(&["table", "changes", uri, "--from", "3", "--to", "2"], 1);
+    assert!(err.contains("after its end version 2"), "{err}");
+    let _ = fails(&["table", "changes", uri], 2);
+    let _ = fails(
+        &[
+            "table",
+            "changes",
+            uri,
+            "--from",
+            "1",
+            "--from-timestamp",
+            "2024-01-01",
+        ],
+        2,
+    );
+}

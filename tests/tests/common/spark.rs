@@ -112,6 +112,24 @@ impl Spark {
         Ok(v["rows"].as_array().cloned().unwrap_or_default())
     }
 
+    /// Spark's change data feed of the table at `dir` from version `start` to `end` (the
+    /// latest when `None`): canonical rows with `_change_type`, `_commit_version` and
+    /// `_commit_timestamp`.
+    pub fn changes(
+        &mut self,
+        dir: &Path,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Vec<Value>, String> {
+        let v = self.call(&json!({
+            "op": "changes",
+            "path": dir.to_str().expect("UTF-8 path"),
+            "start": start,
+            "end": end,
+        }))?;
+        Ok(v["rows"].as_array().cloned().unwrap_or_default())
+    }
+
     /// `DESCRIBE HISTORY`, newest first as Spark gives it.
     pub fn history(&mut self, dir: &Path) -> Result<Vec<Value>, String> {
         let v = self.call(&json!({"op": "history", "path": dir.to_str().expect("UTF-8 path")}))?;

@@ -49,6 +49,20 @@ pub struct ScanBuilder {
     limit: Option<usize>,
     batch_rows: usize,
     session_time_zone: Option<String>,
+    /// Columns read from data files by their exact stored name, outside the table schema
+    /// (the change data feed's `_change_type` in `_change_data/` files).
+    file_columns: Vec<String>,
+}
+
+/// Which physical rows of each file a scan returns.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum RowSelection {
+    /// Every row not hidden by the file's deletion vector (a normal read).
+    #[default]
+    Live,
+    /// Exactly these row indexes, whatever the file's deletion vector says (the change data
+    /// feed's rows that entered or left a deletion vector).
+    Only(Arc<roaring::RoaringTreemap>),
 }
 
 /// One live file and the planner's decision about it.
@@ -95,6 +109,7 @@ pub struct Scan {
     read_fields: Vec<(StructField, Field)>,
     limit: Option<usize>,
     batch_rows: usize,
+    selection: RowSelection,
 }
 
 impl Snapshot {
@@ -107,6 +122,7 @@ impl Snapshot {
             limit: None,
             batch_rows: DEFAULT_BATCH_ROWS,
             session_time_zone: None,
+            file_columns: Vec::new(),
         }
     }
 }
@@ -156,6 +172,13 @@ impl ScanBuilder {
     /// written (Spark's session time zone); UTC when unset.
     pub fn with_session_time_zone(mut self, zone: impl Into<String>) -> Self {
         self.session_time_zone = Some(zone.into());
+        self
+    }
+
+    /// Also output string column `name`, read from each data file by its exact stored name
+    /// (no column mapping; NULL where a file lacks it), after the table's columns.
+    pub(crate) fn with_file_column(mut self, name: &str) -> Self {
+        self.file_columns.push(name.to_owned());
         self
     }
 
@@ -211,10 +234,23 @@ impl ScanBuilder {
             };
             read_fields.push((field.clone(), arrow_field.clone()));
         }
-        let output_fields: Vec<Field> = output_names
+        let mut output_fields: Vec<Field> = output_names
             .iter()
             .filter_map(|n| table_schema.field_with_name(n).ok().cloned())
             .collect();
+        // Extra file columns come right after the output columns (the output is a prefix of
+        // the read fields), before any column only the predicate needs.
+        for (i, name) in self.file_columns.iter().enumerate() {
+            let field = StructField {
+                name: name.clone(),
+                data_type: crate::schema::DataType::Primitive(crate::schema::PrimitiveType::String),
+                nullable: true,
+                metadata: serde_json::Map::new(),
+            };
+            let arrow_field = Field::new(name, arrow::datatypes::DataType::Utf8, true);
+            output_fields.push(arrow_field.clone());
+            read_fields.insert(output_names.len() + i, (field, arrow_field));
+        }
         let output_schema = Arc::new(Schema::new(output_fields));
 
         let partition_columns: Vec<(StructField, Field)> = snapshot
@@ -273,6 +309,7 @@ impl ScanBuilder {
             read_fields,
             limit: self.limit,
             batch_rows: self.batch_rows,
+            selection: RowSelection::Live,
         })
     }
 }
@@ -313,6 +350,12 @@ impl Scan {
     #[must_use]
     pub fn schema(&self) -> SchemaRef {
         self.output_schema.clone()
+    }
+
+    /// Return exactly `selection`'s rows of each file (see [`RowSelection`]).
+    pub(crate) fn with_row_selection(mut self, selection: RowSelection) -> Self {
+        self.selection = selection;
+        self
     }
 
     /// Stream the matching rows, file by file.
@@ -367,9 +410,11 @@ impl Scan {
         let location =
             storage.resolve_file(&planned.add.path, &format!("add {}", planned.add.path))?;
         let file_name = storage.display(&location);
-        let deleted = match &planned.add.deletion_vector {
-            Some(dv) => Some(load_deletion_vector(&storage, dv, &file_name).await?),
-            None => None,
+        let deleted = match (&self.selection, &planned.add.deletion_vector) {
+            (RowSelection::Only(_), _) | (RowSelection::Live, None) => None,
+            (RowSelection::Live, Some(dv)) => {
+                Some(load_deletion_vector(&storage, dv, &file_name).await?)
+            }
         };
         let mut reader = storage.parquet_file(&location, u64::try_from(planned.add.size).ok());
         let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
@@ -488,6 +533,10 @@ impl Scan {
         let mut assembled = RecordBatch::try_new_with_options(schema, columns, &options)?;
         if let Some(deleted) = deleted {
             let keep: BooleanArray = selection_mask(deleted, first_row, rows);
+            assembled = filter_record_batch(&assembled, &keep)?;
+        }
+        if let RowSelection::Only(wanted) = &self.selection {
+            let keep = arrow::compute::not(&selection_mask(wanted, first_row, rows))?;
             assembled = filter_record_batch(&assembled, &keep)?;
         }
         if let Some(predicate) = &self.predicate {

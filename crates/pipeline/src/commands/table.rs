@@ -7,15 +7,21 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
 use delta_core::action::{Action, Add, CommitInfo, PartitionValues};
 use delta_core::scan::{PlannedFile, Verdict};
 use delta_core::schema::{ColumnMappingMode, DataType, StructField, StructType};
-use delta_core::{Snapshot, Table};
+use delta_core::{
+    CHANGE_TYPE_COLUMN, COMMIT_VERSION_COLUMN, ChangeBound, ChangeScan, ChangeSource, Snapshot,
+    Table,
+};
 use futures::StreamExt;
 
 use super::plural;
 use crate::cli::{
-    DescribeArgs, FilesArgs, HistoryArgs, LogArgs, ShowArgs, TableCommand, TimeTravel,
+    ChangesArgs, DescribeArgs, FilesArgs, HistoryArgs, LogArgs, ShowArgs, ShowFormat, TableCommand,
+    TimeTravel,
 };
 use crate::output::{Json, RowWriter, format_millis};
 
@@ -35,6 +41,7 @@ pub async fn run<W: Write>(
         TableCommand::Show(args) => show(&table, &args, out).await,
         TableCommand::Describe(args) => describe(&table, &args, out).await,
         TableCommand::History(args) => history(&table, &args, out).await,
+        TableCommand::Changes(args) => changes(&table, &args, out).await,
         TableCommand::Files(args) => files(&table, &args, out).await,
         TableCommand::Log(args) => log(&table, &args, out).await,
         TableCommand::Write(args) => super::write::write(&table, &args, out).await,
@@ -128,6 +135,130 @@ async fn show<W: Write>(table: &Table, args: &ShowArgs, out: &mut W) -> Result<(
         writer.write_batch(&batch)?;
     }
     writer.finish()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// changes
+// ---------------------------------------------------------------------------------------------
+
+async fn changes<W: Write>(table: &Table, args: &ChangesArgs, out: &mut W) -> Result<()> {
+    let uri = args.uri.as_str();
+    let from = match (args.from, args.from_timestamp) {
+        (Some(version), _) => ChangeBound::Version(version),
+        (None, Some(ms)) => ChangeBound::Timestamp(ms),
+        (None, None) => anyhow::bail!("give --from or --from-timestamp"),
+    };
+    let to = match (args.to, args.to_timestamp) {
+        (Some(version), _) => Some(ChangeBound::Version(version)),
+        (None, Some(ms)) => Some(ChangeBound::Timestamp(ms)),
+        (None, None) => None,
+    };
+    let scan = table
+        .changes(from, to)
+        .await
+        .with_context(|| format!("cannot read the changes of {uri}"))?;
+    let mut counts: BTreeMap<u64, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut writer = RowWriter::new(&mut *out, args.format, scan.schema());
+    let mut batches = scan.execute();
+    while let Some(batch) = batches.next().await {
+        let batch = batch.with_context(|| format!("cannot read the changes of {uri}"))?;
+        count_changes(&batch, &mut counts);
+        writer.write_batch(&batch)?;
+    }
+    writer.finish()?;
+    if args.format == ShowFormat::Table {
+        write_change_summary(&scan, &counts, out)?;
+    }
+    Ok(())
+}
+
+/// Add the rows of `batch` to `counts` (version -> change type -> rows).
+fn count_changes(batch: &RecordBatch, counts: &mut BTreeMap<u64, BTreeMap<String, u64>>) {
+    let (Some(kinds), Some(versions)) = (
+        batch.column_by_name(CHANGE_TYPE_COLUMN),
+        batch.column_by_name(COMMIT_VERSION_COLUMN),
+    ) else {
+        return;
+    };
+    let (Some(kinds), Some(versions)) = (
+        kinds.as_string_opt::<i32>(),
+        versions.as_primitive_opt::<Int64Type>(),
+    ) else {
+        return;
+    };
+    for row in 0..batch.num_rows() {
+        let kind = if kinds.is_null(row) {
+            "NULL"
+        } else {
+            kinds.value(row)
+        };
+        let version = u64::try_from(versions.value(row)).unwrap_or_default();
+        *counts
+            .entry(version)
+            .or_default()
+            .entry(kind.to_owned())
+            .or_default() += 1;
+    }
+}
+
+/// One line per version of the range: its change counts and where they were read from.
+fn write_change_summary<W: Write>(
+    scan: &ChangeScan,
+    counts: &BTreeMap<u64, BTreeMap<String, u64>>,
+    out: &mut W,
+) -> Result<()> {
+    writeln!(
+        out,
+        "\nchanges of versions {} to {} (columns of version {}):",
+        scan.start_version(),
+        scan.end_version(),
+        scan.schema_version()
+    )?;
+    let width = scan
+        .commits()
+        .iter()
+        .map(|c| c.operation.as_deref().unwrap_or("-").len())
+        .max()
+        .unwrap_or(1);
+    let version_width = scan.end_version().to_string().len() + 1;
+    for commit in scan.commits() {
+        let rows = counts.get(&commit.version).map_or_else(
+            || "no rows".to_owned(),
+            |by_kind| {
+                by_kind
+                    .iter()
+                    .map(|(kind, n)| format!("{n} {kind}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        );
+        let files = plural(commit.file_count as u64, "file");
+        let source = match commit.source {
+            ChangeSource::CdcFiles => format!("from cdc actions ({files} in _change_data/)"),
+            ChangeSource::AddRemove if commit.deletion_vector_updates > 0 => format!(
+                "from add/remove actions ({files}, no cdc files; {}: only the rows entering or leaving the vector)",
+                plural(
+                    commit.deletion_vector_updates as u64,
+                    "deletion-vector update"
+                )
+            ),
+            ChangeSource::AddRemove => format!("from add/remove actions ({files}, no cdc files)"),
+            ChangeSource::Nothing => {
+                "no data change (no cdc, and no add/remove with dataChange=true)".to_owned()
+            }
+        };
+        writeln!(
+            out,
+            "  {:<version_width$}  {}  {:<width$}  {rows}: {source}",
+            format!("v{}", commit.version),
+            format_millis(commit.timestamp_ms),
+            commit.operation.as_deref().unwrap_or("-"),
+        )?;
+    }
+    if scan.commits().is_empty() {
+        writeln!(out, "  no version lies between the two timestamps")?;
+    }
     Ok(())
 }
 
