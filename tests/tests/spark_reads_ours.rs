@@ -39,6 +39,9 @@ type Build = for<'a> fn(&'a Table) -> Pin<Box<dyn Future<Output = delta_core::Re
 struct Shape {
     name: &'static str,
     time_travel: bool,
+    /// The first version of the change data feed, when the shape turns it on: Spark's
+    /// `readChangeFeed` from there must equal ours.
+    changes_from: Option<u64>,
     build: Build,
 }
 
@@ -49,51 +52,61 @@ const SHAPES: &[Shape] = &[
     Shape {
         name: "all_types",
         time_travel: true,
+        changes_from: None,
         build: |t| Box::pin(all_types(t)),
     },
     Shape {
         name: "partitioned_special",
         time_travel: true,
+        changes_from: None,
         build: |t| Box::pin(partitioned_special(t)),
     },
     Shape {
         name: "operations",
         time_travel: true,
+        changes_from: None,
         build: |t| Box::pin(operations(t)),
     },
     Shape {
         name: "checkpointed",
         time_travel: true,
+        changes_from: None,
         build: |t| Box::pin(checkpointed(t)),
     },
     Shape {
         name: "zorder_morton",
         time_travel: true,
+        changes_from: None,
         build: |t| Box::pin(clustered(t, Curve::Morton)),
     },
     Shape {
         name: "zorder_hilbert",
         time_travel: true,
+        changes_from: None,
         build: |t| Box::pin(clustered(t, Curve::Hilbert)),
     },
     Shape {
         name: "vacuumed",
         time_travel: false,
+        changes_from: None,
         build: |t| Box::pin(vacuumed(t)),
     },
     Shape {
         name: "constrained",
         time_travel: true,
+        changes_from: None,
         build: |t| Box::pin(constrained(t)),
     },
     Shape {
         name: "merged",
         time_travel: true,
+        changes_from: None,
         build: |t| Box::pin(merged(t)),
     },
     Shape {
         name: "deletion_vectors_cdf",
         time_travel: true,
+        changes_from: Some(1),
         build: |t| Box::pin(deletion_vectors_cdf(t)),
     },
 ];
@@ -568,6 +581,19 @@ fn check_shape(
         }
         compared += 1;
     }
+    // The change data feed: Spark's rows (with _commit_timestamp) equal ours.
+    if let Some(start) = shape.changes_from {
+        let ours = rt
+            .block_on(common::our_changes(dir, start, None))
+            .map_err(|e| format!("our change data feed: {e}"))?;
+        let theirs = spark::sorted_rows(spark.changes(dir, start, None)?);
+        if ours != theirs {
+            return Err(format!(
+                "change data feed from v{start}: {}",
+                spark::diff(&ours, &theirs)
+            ));
+        }
+    }
     // DESCRIBE DETAIL: our protocol.
     let detail = spark.detail(dir)?;
     let protocol = snapshot.protocol();
@@ -863,6 +889,12 @@ fn take_turns(what: &str, properties: &[(&str, &str)]) {
             marked_by(true),
             "no commit of Spark added a deletion vector"
         );
+        // The change data both engines wrote reads the same through either engine.
+        let ours = rt
+            .block_on(common::our_changes(&dir, 0, None))
+            .expect("our change data feed");
+        let theirs = spark::sorted_rows(spark.changes(&dir, 0, None).expect("Spark's feed"));
+        assert_eq!(ours, theirs, "{}", spark::diff(&ours, &theirs));
     }
     spark::summary(&format!(
         "{what}: {turns} turns, {} versions, rows identical after every turn",

@@ -212,22 +212,6 @@ const CHANGE_CASES: &[ChangeCase] = &[
     },
 ];
 
-async fn our_changes(
-    path: &std::path::Path,
-    start: u64,
-    end: Option<u64>,
-) -> Result<Vec<String>, delta_core::Error> {
-    use delta_core::ChangeBound;
-    let table = Table::open(path.to_str().expect("UTF-8"), &HashMap::new())?;
-    let scan = table
-        .changes(ChangeBound::Version(start), end.map(ChangeBound::Version))
-        .await?;
-    let batches = scan.collect().await?;
-    Ok(spark::sorted_rows(batches.iter().flat_map(|b| {
-        (0..b.num_rows()).map(move |r| pipeline::output::row_to_json(b, r).expect("row_to_json"))
-    })))
-}
-
 #[test]
 fn spark_change_data_feed_equals_ours() {
     let Some(mut spark) = spark::Spark::connect("Spark change data feed") else {
@@ -251,7 +235,7 @@ fn spark_change_data_feed_equals_ours() {
                 .changes(&path, *start, *end)
                 .unwrap_or_else(|e| panic!("{}: Spark's changes from {start}: {e}", case.name));
             let theirs = spark::sorted_rows(theirs);
-            match rt.block_on(our_changes(&path, *start, *end)) {
+            match rt.block_on(common::our_changes(&path, *start, *end)) {
                 Ok(ours) if ours == theirs => compared += ours.len(),
                 Ok(ours) => problems.push(format!(
                     "{} v{start}..{end:?}: {}",
@@ -278,7 +262,7 @@ fn spark_change_data_feed_equals_ours() {
         )
         .expect("Spark builds the table");
     let spark_error = spark.changes(&path, 0, None).expect_err("Spark refuses");
-    let ours = rt.block_on(our_changes(&path, 0, None));
+    let ours = rt.block_on(common::our_changes(&path, 0, None));
     assert!(
         matches!(
             ours,

@@ -339,3 +339,24 @@ pub async fn deletion_vectors_cdf(
     t.checkpoint(&t.snapshot().await?).await?;
     Ok(())
 }
+
+/// Our change data feed of the table at `path` from `start` to `end` (the latest when `None`),
+/// as canonical sorted rows (the form `spark::Spark::changes` is compared in).
+pub async fn our_changes(
+    path: &std::path::Path,
+    start: u64,
+    end: Option<u64>,
+) -> Result<Vec<String>, delta_core::Error> {
+    use delta_core::ChangeBound;
+    let table = delta_core::Table::open(
+        path.to_str().expect("UTF-8"),
+        &std::collections::HashMap::new(),
+    )?;
+    let scan = table
+        .changes(ChangeBound::Version(start), end.map(ChangeBound::Version))
+        .await?;
+    let batches = scan.collect().await?;
+    Ok(sorted_rows(batches.iter().flat_map(|b| {
+        (0..b.num_rows()).map(move |r| pipeline::output::row_to_json(b, r).expect("row_to_json"))
+    })))
+}
