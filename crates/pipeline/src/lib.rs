@@ -51,5 +51,6 @@ pub mod cli;
 pub mod commands;
 pub mod input;
 pub mod output;
+pub mod silver;
 
 pub use commands::run;
