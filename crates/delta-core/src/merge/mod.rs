@@ -520,14 +520,17 @@ impl<'a> MergeBuilder<'a> {
             .collect();
         drop(matched_sources);
 
-        // Pass 2: rewrite each touched file alone (in parallel tasks), then the inserts.
-        let mut work: Vec<Work> = touched
-            .into_iter()
-            .map(|(add, pairs)| Work::Rewrite(Box::new(add), pairs))
-            .collect();
+        // Pass 2: the inserts (the longest task, so it starts first and overlaps the rest),
+        // and each touched file alone, in parallel tasks.
+        let mut work: Vec<Work> = Vec::with_capacity(touched.len() + 1);
         if !job.state.plan.not_matched.is_empty() && !unmatched.is_empty() {
             work.push(Work::Insert(unmatched));
         }
+        work.extend(
+            touched
+                .into_iter()
+                .map(|(add, pairs)| Work::Rewrite(Box::new(add), pairs)),
+        );
         let written: Vec<Result<Written>> = futures::stream::iter(work)
             .map(|work| {
                 let job = job.clone();
