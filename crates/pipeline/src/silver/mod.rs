@@ -8,6 +8,7 @@
 pub mod conform;
 pub mod entities;
 pub mod parse;
+pub mod scd2;
 
 use std::sync::Arc;
 
