@@ -268,4 +268,59 @@ mod tests {
         assert_ne!(hash.value(0), hash.value(1));
         assert_eq!(hash.value(0).len(), 16);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the arrival order: one current version per patient, intervals that chain
+        /// without gaps or overlaps, a new version exactly where the tracked values change
+        /// in time order, and every record accounted for.
+        #[test]
+        fn history_invariants(
+            raw in proptest::collection::vec((0u8..4, 0u8..20, 0u8..3, 0u8..2, 0u8..2), 1..40)
+        ) {
+            const IDS: [&str; 4] = ["p0", "p1", "p2", "p3"];
+            const CITIES: [&str; 3] = ["Austin", "Dallas", "Waco"];
+            const PLANS: [&str; 2] = ["Aetna", "Cigna"];
+            const PHONES: [&str; 2] = ["111", "222"];
+            let days: Vec<String> = (0..20).map(|d| format!("2024-01-{:02}T00:00:00", d + 1)).collect();
+            let days: &'static [String] = Box::leak(days.into_boxed_slice());
+            let rows: Vec<Input> = raw
+                .iter()
+                .map(|(p, d, c, i, ph)| {
+                    (IDS[*p as usize], days[*d as usize].as_str(), CITIES[*c as usize], PLANS[*i as usize], PHONES[*ph as usize])
+                })
+                .collect();
+            let batch = records(&rows);
+            let h = history(&batch).unwrap();
+            proptest::prop_assert_eq!(h.rows.num_rows() as u64 + h.absorbed, rows.len() as u64);
+            let id = h.rows.column_by_name("patient_id").unwrap().as_string::<i32>();
+            let from = h.rows.column_by_name("valid_from").unwrap().as_primitive::<TimestampMicrosecondType>();
+            let to = h.rows.column_by_name("valid_to").unwrap().as_primitive::<TimestampMicrosecondType>();
+            let current = h.rows.column_by_name("is_current").unwrap().as_boolean();
+            for p in IDS {
+                let versions: Vec<usize> = (0..h.rows.num_rows()).filter(|&i| id.value(i) == p).collect();
+                let mut model: Vec<&Input> = rows.iter().filter(|r| r.0 == p).collect();
+                model.sort_by_key(|r| r.1);
+                let mut changes = 0;
+                let mut last: Option<(&str, &str)> = None;
+                for r in &model {
+                    if last != Some((r.2, r.3)) {
+                        changes += 1;
+                        last = Some((r.2, r.3));
+                    }
+                }
+                proptest::prop_assert_eq!(versions.len(), changes, "{}", p);
+                if versions.is_empty() {
+                    continue;
+                }
+                proptest::prop_assert_eq!(versions.iter().filter(|&&i| current.value(i)).count(), 1);
+                for w in versions.windows(2) {
+                    proptest::prop_assert!(from.value(w[0]) <= from.value(w[1]));
+                    proptest::prop_assert_eq!(to.value(w[0]), from.value(w[1]));
+                }
+                let last = *versions.last().unwrap();
+                proptest::prop_assert!(current.value(last) && to.is_null(last));
+            }
+        }
+    }
 }
