@@ -49,6 +49,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod gold;
 pub mod input;
 pub mod output;
 pub mod silver;
