@@ -5,7 +5,15 @@
 //! * `lab_abnormal_trends`: per day and LOINC code, the results, the high and low ones, their
 //!   rates, and the abnormal rate over the 7 calendar days ending that day.
 //!
-//! Rows come out ordered by day, then code. Rows without a day or a code are left out (silver
+//! * `hospital_utilization_metrics`: per facility, department and day, inpatient admissions
+//!   and discharges, emergency visits, the average and median length of stay of the inpatient
+//!   stays admitted that day, and 30-day readmissions (an inpatient admission within 30 days
+//!   after the same patient's previous inpatient discharge, at any facility).
+//! * `patient_clinical_summary`: per current patient (SCD2 `is_current`), demographics, age
+//!   at the as-of date, encounters, last visit, inpatient days, active medications, distinct
+//!   chronic diagnoses ([`CHRONIC_ICD10_PREFIXES`]), abnormal lab results, last lab date.
+//!
+//! Rows come out ordered by their keys. Rows without a day or a code are left out (silver
 //! rules quarantine them before).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -158,6 +166,153 @@ pub fn lab_abnormal_trends(labs: &[RecordBatch]) -> Result<RecordBatch> {
     )?)
 }
 
+/// ICD-10 categories counted as chronic conditions: diabetes (E10, E11), hyperlipidaemia
+/// (E78), obesity (E66), hypertension (I10-I13), ischaemic heart disease (I25), heart failure
+/// (I50), atrial fibrillation (I48), COPD (J44), asthma (J45), chronic kidney disease (N18),
+/// depression (F32, F33), hypothyroidism (E03), osteoarthritis (M17), rheumatoid arthritis (M06).
+pub const CHRONIC_ICD10_PREFIXES: &[&str] = &[
+    "E10", "E11", "E78", "E66", "I10", "I11", "I12", "I13", "I25", "I50", "I48", "J44", "J45",
+    "N18", "F32", "F33", "E03", "M17", "M06",
+];
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// `gold.hospital_utilization_metrics` from `silver.encounters_clean` (with its
+/// `length_of_stay_days`).
+///
+/// # Errors
+/// A batch without the encounters' silver columns.
+pub fn hospital_utilization_metrics(encounters: &[RecordBatch]) -> Result<RecordBatch> {
+    #[derive(Default)]
+    struct Day {
+        admissions: u64,
+        discharges: u64,
+        emergency: u64,
+        stays: Vec<i64>,
+        readmissions: u64,
+    }
+    // Inpatient stays per patient: (admit micros, discharge micros).
+    let mut stays: BTreeMap<String, Vec<(i64, Option<i64>)>> = BTreeMap::new();
+    let mut days: BTreeMap<(String, String, i32), Day> = BTreeMap::new();
+    let mut admissions: Vec<(String, String, i32, String, i64)> = Vec::new();
+    for batch in encounters {
+        let t = "encounters";
+        let patient = column(batch, "patient_id", t)?.as_string::<i32>();
+        let facility = column(batch, "facility", t)?.as_string::<i32>();
+        let department = column(batch, "department", t)?.as_string::<i32>();
+        let kind = column(batch, "encounter_type", t)?.as_string::<i32>();
+        let date = column(batch, "encounter_date", t)?.as_primitive::<Date32Type>();
+        let admit = column(batch, "admit_ts", t)?
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let discharge = column(batch, "discharge_ts", t)?
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let los =
+            column(batch, "length_of_stay_days", t)?.as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..batch.num_rows() {
+            let text = |a: &arrow::array::StringArray| {
+                a.is_valid(i)
+                    .then(|| a.value(i).to_owned())
+                    .unwrap_or_default()
+            };
+            let (f, d) = (text(facility), text(department));
+            let day_of = |micros: i64| i32::try_from(micros.div_euclid(DAY_MICROS)).ok();
+            match kind.is_valid(i).then(|| kind.value(i)) {
+                Some("emergency") if date.is_valid(i) => {
+                    days.entry((f, d, date.value(i))).or_default().emergency += 1;
+                }
+                Some("inpatient") => {
+                    let admitted = admit.is_valid(i).then(|| admit.value(i));
+                    let discharged = discharge.is_valid(i).then(|| discharge.value(i));
+                    let admit_day = admitted
+                        .and_then(day_of)
+                        .or_else(|| date.is_valid(i).then(|| date.value(i)));
+                    if let Some(day) = admit_day {
+                        let entry = days.entry((f.clone(), d.clone(), day)).or_default();
+                        entry.admissions += 1;
+                        if los.is_valid(i) {
+                            entry.stays.push(los.value(i));
+                        }
+                        if let Some(a) = admitted {
+                            admissions.push((f.clone(), d.clone(), day, text(patient), a));
+                        }
+                    }
+                    if let Some(day) = discharged.and_then(day_of) {
+                        days.entry((f, d, day)).or_default().discharges += 1;
+                    }
+                    if let Some(a) = admitted {
+                        stays
+                            .entry(text(patient))
+                            .or_default()
+                            .push((a, discharged));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // A readmission: the patient had an inpatient discharge in the 30 days before admitting.
+    for (f, d, day, patient, admitted) in admissions {
+        let readmitted = stays.get(&patient).is_some_and(|list| {
+            list.iter().any(|(_, discharged)| {
+                discharged.is_some_and(|dis| dis <= admitted && admitted - dis <= 30 * DAY_MICROS)
+            })
+        });
+        if readmitted {
+            days.entry((f, d, day)).or_default().readmissions += 1;
+        }
+    }
+    let mut out: [Vec<u64>; 4] = Default::default();
+    let (mut fac, mut dep, mut day_col, mut avg, mut median) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for ((f, d, day), mut v) in days {
+        fac.push(f);
+        dep.push(d);
+        day_col.push(day);
+        out[0].push(v.admissions);
+        out[1].push(v.discharges);
+        out[2].push(v.emergency);
+        out[3].push(v.readmissions);
+        v.stays.sort_unstable();
+        #[allow(clippy::cast_precision_loss, reason = "days of a stay")]
+        let as_f = |x: i64| x as f64;
+        let n = v.stays.len();
+        avg.push((n > 0).then(|| v.stays.iter().map(|s| as_f(*s)).sum::<f64>() / as_f(n as i64)));
+        median.push((n > 0).then(|| {
+            if n % 2 == 1 {
+                as_f(v.stays[n / 2])
+            } else {
+                f64::midpoint(as_f(v.stays[n / 2 - 1]), as_f(v.stays[n / 2]))
+            }
+        }));
+    }
+    let [admissions, discharges, emergency, readmissions] = out;
+    let schema = Schema::new(vec![
+        Field::new("facility", DataType::Utf8, false),
+        Field::new("department", DataType::Utf8, false),
+        Field::new("day", DataType::Date32, false),
+        Field::new("admissions", DataType::UInt64, false),
+        Field::new("discharges", DataType::UInt64, false),
+        Field::new("ed_visits", DataType::UInt64, false),
+        Field::new("avg_length_of_stay_days", DataType::Float64, true),
+        Field::new("median_length_of_stay_days", DataType::Float64, true),
+        Field::new("readmissions_30d", DataType::UInt64, false),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(fac)),
+            Arc::new(StringArray::from(dep)),
+            Arc::new(Date32Array::from(day_col)),
+            Arc::new(UInt64Array::from(admissions)),
+            Arc::new(UInt64Array::from(discharges)),
+            Arc::new(UInt64Array::from(emergency)),
+            Arc::new(Float64Array::from(avg)),
+            Arc::new(Float64Array::from(median)),
+            Arc::new(UInt64Array::from(readmissions)),
+        ],
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +367,155 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn utilization_counts_admissions_discharges_ed_visits_stays_and_readmissions() {
+        use arrow::array::{Int64Array, TimestampMicrosecondArray};
+        let h = 3_600_000_000i64;
+        let day = |d: i64| d * DAY_MICROS;
+        // (patient, facility, dept, type, encounter day, admit, discharge, los)
+        let rows: Vec<(
+            &str,
+            &str,
+            &str,
+            &str,
+            i32,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        )> = vec![
+            (
+                "p1",
+                "F",
+                "Cardio",
+                "inpatient",
+                10,
+                Some(day(10) + 8 * h),
+                Some(day(13) + h),
+                Some(3),
+            ),
+            (
+                "p1",
+                "F",
+                "Cardio",
+                "inpatient",
+                20,
+                Some(day(20) + h),
+                Some(day(21)),
+                Some(1),
+            ),
+            (
+                "p2",
+                "F",
+                "Cardio",
+                "inpatient",
+                10,
+                Some(day(10) + 9 * h),
+                Some(day(12)),
+                Some(2),
+            ),
+            (
+                "p3",
+                "F",
+                "ED",
+                "emergency",
+                10,
+                Some(day(10)),
+                Some(day(10) + h),
+                None,
+            ),
+            (
+                "p2",
+                "F",
+                "Cardio",
+                "inpatient",
+                50,
+                Some(day(50)),
+                Some(day(51)),
+                Some(1),
+            ),
+            ("p4", "F", "Clinic", "outpatient", 10, None, None, None),
+        ];
+        let schema = Schema::new(vec![
+            Field::new("patient_id", DataType::Utf8, true),
+            Field::new("facility", DataType::Utf8, true),
+            Field::new("department", DataType::Utf8, true),
+            Field::new("encounter_type", DataType::Utf8, true),
+            Field::new("encounter_date", DataType::Date32, true),
+            Field::new(
+                "admit_ts",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new(
+                "discharge_ts",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new("length_of_stay_days", DataType::Int64, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                )),
+                Arc::new(Date32Array::from(
+                    rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+                )),
+                Arc::new(TimestampMicrosecondArray::from(
+                    rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+                )),
+                Arc::new(TimestampMicrosecondArray::from(
+                    rows.iter().map(|r| r.6).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.7).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        let gold = hospital_utilization_metrics(&[batch]).unwrap();
+        let lines: Vec<String> = (0..gold.num_rows())
+            .map(|i| {
+                let row = crate::output::row_to_json(&gold, i).unwrap();
+                format!(
+                    "{} {} {} a{} d{} e{} avg{} med{} r{}",
+                    row["facility"].as_str().unwrap(),
+                    row["department"].as_str().unwrap(),
+                    row["day"].as_str().unwrap(),
+                    row["admissions"],
+                    row["discharges"],
+                    row["ed_visits"],
+                    row["avg_length_of_stay_days"],
+                    row["median_length_of_stay_days"],
+                    row["readmissions_30d"]
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "F Cardio 1970-01-11 a2 d0 e0 avg2.5 med2.5 r0",
+                "F Cardio 1970-01-13 a0 d1 e0 avgnull mednull r0",
+                "F Cardio 1970-01-14 a0 d1 e0 avgnull mednull r0",
+                "F Cardio 1970-01-21 a1 d0 e0 avg1.0 med1.0 r1",
+                "F Cardio 1970-01-22 a0 d1 e0 avgnull mednull r0",
+                "F Cardio 1970-02-20 a1 d0 e0 avg1.0 med1.0 r0",
+                "F Cardio 1970-02-21 a0 d1 e0 avgnull mednull r0",
+                "F ED 1970-01-11 a0 d0 e1 avgnull mednull r0",
+            ]
+        );
     }
 
     proptest! {
