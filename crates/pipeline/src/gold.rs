@@ -210,9 +210,11 @@ pub fn hospital_utilization_metrics(encounters: &[RecordBatch]) -> Result<Record
             column(batch, "length_of_stay_days", t)?.as_primitive::<arrow::datatypes::Int64Type>();
         for i in 0..batch.num_rows() {
             let text = |a: &arrow::array::StringArray| {
-                a.is_valid(i)
-                    .then(|| a.value(i).to_owned())
-                    .unwrap_or_default()
+                if a.is_valid(i) {
+                    a.value(i).to_owned()
+                } else {
+                    String::new()
+                }
             };
             let (f, d) = (text(facility), text(department));
             let day_of = |micros: i64| i32::try_from(micros.div_euclid(DAY_MICROS)).ok();
@@ -369,22 +371,25 @@ mod tests {
         .unwrap()
     }
 
+    /// (patient, facility, department, type, encounter day, admit, discharge, length of stay)
+    type Encounter = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        i32,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+
     #[test]
     fn utilization_counts_admissions_discharges_ed_visits_stays_and_readmissions() {
         use arrow::array::{Int64Array, TimestampMicrosecondArray};
         let h = 3_600_000_000i64;
         let day = |d: i64| d * DAY_MICROS;
         // (patient, facility, dept, type, encounter day, admit, discharge, los)
-        let rows: Vec<(
-            &str,
-            &str,
-            &str,
-            &str,
-            i32,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        )> = vec![
+        let rows: Vec<Encounter> = vec![
             (
                 "p1",
                 "F",
