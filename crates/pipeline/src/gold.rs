@@ -315,6 +315,179 @@ pub fn hospital_utilization_metrics(encounters: &[RecordBatch]) -> Result<Record
     )?)
 }
 
+/// The silver inputs of [`patient_clinical_summary`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClinicalInputs<'a> {
+    /// `silver.patients_scd` (only `is_current` rows are summarised).
+    pub patients: &'a [RecordBatch],
+    /// `silver.encounters_clean` with `length_of_stay_days`.
+    pub encounters: &'a [RecordBatch],
+    /// `silver.diagnoses_clean`.
+    pub diagnoses: &'a [RecordBatch],
+    /// `silver.medications_clean` with `is_active`.
+    pub medications: &'a [RecordBatch],
+    /// `silver.lab_results_clean` with `abnormal_flag`.
+    pub labs: &'a [RecordBatch],
+}
+
+/// `gold.patient_clinical_summary`: one row per current patient, ordered by `patient_id`.
+///
+/// # Errors
+/// A batch without the silver columns it reads.
+pub fn patient_clinical_summary(
+    inputs: ClinicalInputs<'_>,
+    as_of: chrono::NaiveDate,
+) -> Result<RecordBatch> {
+    #[derive(Default)]
+    struct Acc {
+        encounters: u64,
+        last_visit: Option<i32>,
+        inpatient_days: i64,
+        active_medications: u64,
+        chronic: BTreeSet<String>,
+        abnormal_labs: u64,
+        last_lab: Option<i32>,
+    }
+    let mut acc: BTreeMap<String, Acc> = BTreeMap::new();
+    let text =
+        |a: &arrow::array::StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_owned());
+    for b in inputs.encounters {
+        let p = column(b, "patient_id", "encounters")?.as_string::<i32>();
+        let d = column(b, "encounter_date", "encounters")?.as_primitive::<Date32Type>();
+        let los = column(b, "length_of_stay_days", "encounters")?
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            let Some(id) = text(p, i) else { continue };
+            let a = acc.entry(id).or_default();
+            a.encounters += 1;
+            if d.is_valid(i) {
+                a.last_visit = a.last_visit.max(Some(d.value(i)));
+            }
+            if los.is_valid(i) {
+                a.inpatient_days += los.value(i);
+            }
+        }
+    }
+    for b in inputs.diagnoses {
+        let p = column(b, "patient_id", "diagnoses")?.as_string::<i32>();
+        let c = column(b, "icd10_code", "diagnoses")?.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let (Some(id), Some(code)) = (text(p, i), text(c, i)) else {
+                continue;
+            };
+            if CHRONIC_ICD10_PREFIXES
+                .iter()
+                .any(|pre| code.starts_with(pre))
+            {
+                acc.entry(id).or_default().chronic.insert(code);
+            }
+        }
+    }
+    for b in inputs.medications {
+        let p = column(b, "patient_id", "medications")?.as_string::<i32>();
+        let active = column(b, "is_active", "medications")?.as_boolean();
+        for i in 0..b.num_rows() {
+            let Some(id) = text(p, i) else { continue };
+            if active.is_valid(i) && active.value(i) {
+                acc.entry(id).or_default().active_medications += 1;
+            }
+        }
+    }
+    for b in inputs.labs {
+        let p = column(b, "patient_id", "lab results")?.as_string::<i32>();
+        let f = column(b, "abnormal_flag", "lab results")?.as_string::<i32>();
+        let d = column(b, "result_date", "lab results")?.as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            let Some(id) = text(p, i) else { continue };
+            let a = acc.entry(id).or_default();
+            if matches!(text(f, i).as_deref(), Some("H" | "L")) {
+                a.abnormal_labs += 1;
+            }
+            if d.is_valid(i) {
+                a.last_lab = a.last_lab.max(Some(d.value(i)));
+            }
+        }
+    }
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let mut patients: BTreeMap<String, (RecordBatch, usize)> = BTreeMap::new();
+    for b in inputs.patients {
+        let p = column(b, "patient_id", "patients_scd")?.as_string::<i32>();
+        let current = column(b, "is_current", "patients_scd")?.as_boolean();
+        for i in 0..b.num_rows() {
+            if current.is_valid(i) && current.value(i) && p.is_valid(i) {
+                patients.insert(p.value(i).to_owned(), (b.clone(), i));
+            }
+        }
+    }
+    let demographics = [
+        "first_name",
+        "last_name",
+        "sex",
+        "city",
+        "state",
+        "insurance",
+    ];
+    let mut strings: Vec<Vec<Option<String>>> = vec![Vec::new(); demographics.len()];
+    let (mut ids, mut birth, mut age) = (vec![], vec![], vec![]);
+    let mut counts: [Vec<u64>; 4] = Default::default();
+    let (mut last_visit, mut inpatient_days, mut last_lab) = (vec![], vec![], vec![]);
+    for (id, (batch, i)) in patients {
+        for (k, name) in demographics.iter().enumerate() {
+            let a = column(&batch, name, "patients_scd")?.as_string::<i32>();
+            strings[k].push(text(a, i));
+        }
+        let b = column(&batch, "birth_date", "patients_scd")?.as_primitive::<Date32Type>();
+        let born = b.is_valid(i).then(|| b.value(i));
+        birth.push(born);
+        age.push(born.and_then(|d| {
+            let date = epoch.checked_add_signed(chrono::Duration::days(i64::from(d)))?;
+            as_of.years_since(date).map(i64::from)
+        }));
+        let a = acc.remove(&id).unwrap_or_default();
+        counts[0].push(a.encounters);
+        counts[1].push(a.active_medications);
+        counts[2].push(a.chronic.len() as u64);
+        counts[3].push(a.abnormal_labs);
+        last_visit.push(a.last_visit);
+        inpatient_days.push(a.inpatient_days);
+        last_lab.push(a.last_lab);
+        ids.push(id);
+    }
+    let mut fields = vec![Field::new("patient_id", DataType::Utf8, false)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(ids))];
+    for (name, values) in demographics.iter().zip(strings) {
+        fields.push(Field::new(*name, DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from(values)));
+    }
+    let [encounters, active, chronic, abnormal] = counts;
+    fields.extend([
+        Field::new("birth_date", DataType::Date32, true),
+        Field::new("age", DataType::Int64, true),
+        Field::new("encounters", DataType::UInt64, false),
+        Field::new("last_visit", DataType::Date32, true),
+        Field::new("inpatient_days", DataType::Int64, false),
+        Field::new("active_medications", DataType::UInt64, false),
+        Field::new("chronic_conditions", DataType::UInt64, false),
+        Field::new("abnormal_labs", DataType::UInt64, false),
+        Field::new("last_lab_date", DataType::Date32, true),
+    ]);
+    columns.extend([
+        Arc::new(Date32Array::from(birth)) as ArrayRef,
+        Arc::new(arrow::array::Int64Array::from(age)),
+        Arc::new(UInt64Array::from(encounters)),
+        Arc::new(Date32Array::from(last_visit)),
+        Arc::new(arrow::array::Int64Array::from(inpatient_days)),
+        Arc::new(UInt64Array::from(active)),
+        Arc::new(UInt64Array::from(chronic)),
+        Arc::new(UInt64Array::from(abnormal)),
+        Arc::new(Date32Array::from(last_lab)),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,6 +694,101 @@ mod tests {
                 "F ED 1970-01-11 a0 d0 e1 avgnull mednull r0",
             ]
         );
+    }
+
+    fn batch_of(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    #[test]
+    fn clinical_summary_of_current_patients() {
+        use arrow::array::{BooleanArray, Int64Array};
+        let s = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let patients = batch_of(vec![
+            ("patient_id", s(vec![Some("p1"), Some("p1"), Some("p2")])),
+            ("first_name", s(vec![Some("Ann"), Some("Ann"), Some("Bo")])),
+            ("last_name", s(vec![Some("A"), Some("A"), Some("B")])),
+            ("sex", s(vec![Some("F"), Some("F"), Some("M")])),
+            ("city", s(vec![Some("Old"), Some("New"), Some("Waco")])),
+            ("state", s(vec![Some("TX"); 3])),
+            ("insurance", s(vec![Some("Aetna"); 3])),
+            (
+                "birth_date",
+                Arc::new(Date32Array::from(vec![Some(0), Some(0), None])),
+            ),
+            (
+                "is_current",
+                Arc::new(BooleanArray::from(vec![false, true, true])),
+            ),
+        ]);
+        let encounters = batch_of(vec![
+            ("patient_id", s(vec![Some("p1"), Some("p1"), Some("p3")])),
+            (
+                "encounter_date",
+                Arc::new(Date32Array::from(vec![Some(100), Some(200), Some(5)])),
+            ),
+            (
+                "length_of_stay_days",
+                Arc::new(Int64Array::from(vec![Some(3), None, Some(9)])),
+            ),
+        ]);
+        let diagnoses = batch_of(vec![
+            (
+                "patient_id",
+                s(vec![Some("p1"), Some("p1"), Some("p1"), Some("p2")]),
+            ),
+            (
+                "icd10_code",
+                s(vec![
+                    Some("E11.9"),
+                    Some("E11.9"),
+                    Some("I10"),
+                    Some("S52.5"),
+                ]),
+            ),
+        ]);
+        let medications = batch_of(vec![
+            ("patient_id", s(vec![Some("p1"), Some("p2"), Some("p2")])),
+            (
+                "is_active",
+                Arc::new(BooleanArray::from(vec![true, true, false])),
+            ),
+        ]);
+        let labs = batch_of(vec![
+            ("patient_id", s(vec![Some("p2"), Some("p2"), Some("p2")])),
+            ("abnormal_flag", s(vec![Some("H"), Some("N"), Some("L")])),
+            (
+                "result_date",
+                Arc::new(Date32Array::from(vec![Some(7), Some(9), None])),
+            ),
+        ]);
+        let as_of = chrono::NaiveDate::from_ymd_opt(2000, 6, 1).unwrap();
+        let gold = patient_clinical_summary(
+            ClinicalInputs {
+                patients: &[patients],
+                encounters: &[encounters],
+                diagnoses: &[diagnoses],
+                medications: &[medications],
+                labs: &[labs],
+            },
+            as_of,
+        )
+        .unwrap();
+        let rows: Vec<serde_json::Value> = (0..gold.num_rows())
+            .map(|i| crate::output::row_to_json(&gold, i).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2, "one row per current patient");
+        assert_eq!(rows[0]["city"], "New");
+        assert_eq!(rows[0]["age"], 30);
+        assert_eq!(rows[0]["encounters"], 2);
+        assert_eq!(rows[0]["last_visit"], "1970-07-20");
+        assert_eq!(rows[0]["inpatient_days"], 3);
+        assert_eq!(rows[0]["chronic_conditions"], 2);
+        assert_eq!(rows[0]["active_medications"], 1);
+        assert_eq!(rows[1]["age"], serde_json::Value::Null);
+        assert_eq!(rows[1]["abnormal_labs"], 2);
+        assert_eq!(rows[1]["last_lab_date"], "1970-01-10");
+        assert_eq!(rows[1]["chronic_conditions"], 0);
     }
 
     proptest! {
