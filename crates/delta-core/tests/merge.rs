@@ -737,6 +737,20 @@ async fn merge_that_changes_nothing_commits_nothing() {
     assert_eq!(report.files_read, 1);
     assert_eq!(report.files_removed, 0);
     assert_eq!(table.snapshot().await.unwrap().version(), 3);
+    // With an application transaction it commits anyway: the txn records the work as done.
+    let report = table
+        .merge(
+            stream(&[(Some(3), None, Some(1))]),
+            parse("t.id = s.id").unwrap(),
+        )
+        .with_app_transaction("silver-test", 7)
+        .when_matched_delete(Some(parse("s.v > 100").unwrap()))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(report.version, Some(4));
+    let snapshot = table.snapshot().await.unwrap();
+    assert_eq!(snapshot.app_transaction_version("silver-test"), Some(7));
 }
 
 #[tokio::test]

@@ -187,6 +187,7 @@ pub struct MergeBuilder<'a> {
     merge_schema: bool,
     memory_budget_bytes: usize,
     snapshot: Option<Snapshot>,
+    app_transaction: Option<(String, i64)>,
 }
 
 impl std::fmt::Debug for MergeBuilder<'_> {
@@ -235,6 +236,7 @@ impl Table {
             merge_schema: false,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             snapshot: None,
+            app_transaction: None,
         }
     }
 }
@@ -270,6 +272,15 @@ impl<'a> MergeBuilder<'a> {
     /// on top of the latest version when nothing the merge read has changed since).
     pub fn with_snapshot(mut self, snapshot: Snapshot) -> Self {
         self.snapshot = Some(snapshot);
+        self
+    }
+
+    /// Record application `app_id`'s `version` in the merge's commit (a `txn` action), so an
+    /// application that retries after a crash can tell whether this merge committed
+    /// ([`Snapshot::app_transaction_version`]). The merge then always commits, even when it
+    /// changes no row.
+    pub fn with_app_transaction(mut self, app_id: impl Into<String>, version: i64) -> Self {
+        self.app_transaction = Some((app_id.into(), version));
         self
     }
 
@@ -366,6 +377,7 @@ impl<'a> MergeBuilder<'a> {
             merge_schema,
             memory_budget_bytes,
             snapshot,
+            app_transaction,
         } = self;
         if clauses.is_empty() {
             return Err(Error::invalid("MERGE needs at least one WHEN clause"));
@@ -577,7 +589,7 @@ impl<'a> MergeBuilder<'a> {
         report.rows_deleted =
             report.rows_matched_deleted + report.rows_not_matched_by_source_deleted;
         report.rows_written = report.rows_inserted + report.rows_updated + report.rows_copied;
-        if rewritten.is_empty() && !metadata_changed {
+        if rewritten.is_empty() && !metadata_changed && app_transaction.is_none() {
             rewritten.abort(&table).await;
             return Ok(report);
         }
@@ -594,6 +606,9 @@ impl<'a> MergeBuilder<'a> {
         }
         if metadata_changed {
             txn.set_metadata(metadata);
+        }
+        if let Some((app_id, version)) = app_transaction {
+            txn.set_app_transaction(app_id, version);
         }
         txn.read_data(read_predicate, candidates.iter().map(|a| a.path.clone()));
         let staged = rewritten.stage(&table, &mut txn).await?;
