@@ -21,9 +21,17 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float64Array, RecordBatch, StringArray, UInt64Array,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow::datatypes::{DataType, Date32Type, Field, Schema};
+
+/// Row counts as Delta's `long` (Delta has no unsigned types).
+fn as_long(values: Vec<u64>) -> Int64Array {
+    values
+        .into_iter()
+        .map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+        .collect()
+}
 
 fn column<'a>(batch: &'a RecordBatch, name: &str, table: &str) -> Result<&'a ArrayRef> {
     batch
@@ -69,18 +77,18 @@ pub fn disease_prevalence_daily(diagnoses: &[RecordBatch]) -> Result<RecordBatch
     let schema = Schema::new(vec![
         Field::new("day", DataType::Date32, false),
         Field::new("icd10_code", DataType::Utf8, false),
-        Field::new("new_diagnoses", DataType::UInt64, false),
-        Field::new("distinct_patients", DataType::UInt64, false),
-        Field::new("cumulative_patients", DataType::UInt64, false),
+        Field::new("new_diagnoses", DataType::Int64, false),
+        Field::new("distinct_patients", DataType::Int64, false),
+        Field::new("cumulative_patients", DataType::Int64, false),
     ]);
     Ok(RecordBatch::try_new(
         Arc::new(schema),
         vec![
             Arc::new(Date32Array::from(d)),
             Arc::new(StringArray::from(c)),
-            Arc::new(UInt64Array::from(n)),
-            Arc::new(UInt64Array::from(p)),
-            Arc::new(UInt64Array::from(cum)),
+            Arc::new(as_long(n)),
+            Arc::new(as_long(p)),
+            Arc::new(as_long(cum)),
         ],
     )?)
 }
@@ -144,9 +152,9 @@ pub fn lab_abnormal_trends(labs: &[RecordBatch]) -> Result<RecordBatch> {
     let schema = Schema::new(vec![
         Field::new("day", DataType::Date32, false),
         Field::new("loinc_code", DataType::Utf8, false),
-        Field::new("results", DataType::UInt64, false),
-        Field::new("abnormal_high", DataType::UInt64, false),
-        Field::new("abnormal_low", DataType::UInt64, false),
+        Field::new("results", DataType::Int64, false),
+        Field::new("abnormal_high", DataType::Int64, false),
+        Field::new("abnormal_low", DataType::Int64, false),
         Field::new("high_rate", DataType::Float64, false),
         Field::new("low_rate", DataType::Float64, false),
         Field::new("abnormal_rate_7d", DataType::Float64, false),
@@ -156,9 +164,9 @@ pub fn lab_abnormal_trends(labs: &[RecordBatch]) -> Result<RecordBatch> {
         vec![
             Arc::new(Date32Array::from(d)),
             Arc::new(StringArray::from(c)),
-            Arc::new(UInt64Array::from(results)),
-            Arc::new(UInt64Array::from(high)),
-            Arc::new(UInt64Array::from(low)),
+            Arc::new(as_long(results)),
+            Arc::new(as_long(high)),
+            Arc::new(as_long(low)),
             Arc::new(Float64Array::from(high_rate)),
             Arc::new(Float64Array::from(low_rate)),
             Arc::new(Float64Array::from(rolling)),
@@ -292,12 +300,12 @@ pub fn hospital_utilization_metrics(encounters: &[RecordBatch]) -> Result<Record
         Field::new("facility", DataType::Utf8, false),
         Field::new("department", DataType::Utf8, false),
         Field::new("day", DataType::Date32, false),
-        Field::new("admissions", DataType::UInt64, false),
-        Field::new("discharges", DataType::UInt64, false),
-        Field::new("ed_visits", DataType::UInt64, false),
+        Field::new("admissions", DataType::Int64, false),
+        Field::new("discharges", DataType::Int64, false),
+        Field::new("ed_visits", DataType::Int64, false),
         Field::new("avg_length_of_stay_days", DataType::Float64, true),
         Field::new("median_length_of_stay_days", DataType::Float64, true),
-        Field::new("readmissions_30d", DataType::UInt64, false),
+        Field::new("readmissions_30d", DataType::Int64, false),
     ]);
     Ok(RecordBatch::try_new(
         Arc::new(schema),
@@ -305,12 +313,12 @@ pub fn hospital_utilization_metrics(encounters: &[RecordBatch]) -> Result<Record
             Arc::new(StringArray::from(fac)),
             Arc::new(StringArray::from(dep)),
             Arc::new(Date32Array::from(day_col)),
-            Arc::new(UInt64Array::from(admissions)),
-            Arc::new(UInt64Array::from(discharges)),
-            Arc::new(UInt64Array::from(emergency)),
+            Arc::new(as_long(admissions)),
+            Arc::new(as_long(discharges)),
+            Arc::new(as_long(emergency)),
             Arc::new(Float64Array::from(avg)),
             Arc::new(Float64Array::from(median)),
-            Arc::new(UInt64Array::from(readmissions)),
+            Arc::new(as_long(readmissions)),
         ],
     )?)
 }
@@ -463,23 +471,23 @@ pub fn patient_clinical_summary(
     fields.extend([
         Field::new("birth_date", DataType::Date32, true),
         Field::new("age", DataType::Int64, true),
-        Field::new("encounters", DataType::UInt64, false),
+        Field::new("encounters", DataType::Int64, false),
         Field::new("last_visit", DataType::Date32, true),
         Field::new("inpatient_days", DataType::Int64, false),
-        Field::new("active_medications", DataType::UInt64, false),
-        Field::new("chronic_conditions", DataType::UInt64, false),
-        Field::new("abnormal_labs", DataType::UInt64, false),
+        Field::new("active_medications", DataType::Int64, false),
+        Field::new("chronic_conditions", DataType::Int64, false),
+        Field::new("abnormal_labs", DataType::Int64, false),
         Field::new("last_lab_date", DataType::Date32, true),
     ]);
     columns.extend([
         Arc::new(Date32Array::from(birth)) as ArrayRef,
         Arc::new(arrow::array::Int64Array::from(age)),
-        Arc::new(UInt64Array::from(encounters)),
+        Arc::new(as_long(encounters)),
         Arc::new(Date32Array::from(last_visit)),
         Arc::new(arrow::array::Int64Array::from(inpatient_days)),
-        Arc::new(UInt64Array::from(active)),
-        Arc::new(UInt64Array::from(chronic)),
-        Arc::new(UInt64Array::from(abnormal)),
+        Arc::new(as_long(active)),
+        Arc::new(as_long(chronic)),
+        Arc::new(as_long(abnormal)),
         Arc::new(Date32Array::from(last_lab)),
     ]);
     Ok(RecordBatch::try_new(
@@ -558,7 +566,7 @@ mod tests {
 
     #[test]
     fn utilization_counts_admissions_discharges_ed_visits_stays_and_readmissions() {
-        use arrow::array::{Int64Array, TimestampMicrosecondArray};
+        use arrow::array::TimestampMicrosecondArray;
         let h = 3_600_000_000i64;
         let day = |d: i64| d * DAY_MICROS;
         // (patient, facility, dept, type, encounter day, admit, discharge, los)
@@ -702,7 +710,7 @@ mod tests {
 
     #[test]
     fn clinical_summary_of_current_patients() {
-        use arrow::array::{BooleanArray, Int64Array};
+        use arrow::array::BooleanArray;
         let s = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
         let patients = batch_of(vec![
             ("patient_id", s(vec![Some("p1"), Some("p1"), Some("p2")])),
@@ -800,7 +808,7 @@ mod tests {
             let gold = disease_prevalence_daily(&[diagnoses(&rows)]).unwrap();
             let day = gold.column(0).as_primitive::<Date32Type>();
             let code = gold.column(1).as_string::<i32>();
-            let cols: Vec<&UInt64Array> = (2..5).map(|i| gold.column(i).as_primitive()).collect();
+            let cols: Vec<&Int64Array> = (2..5).map(|i| gold.column(i).as_primitive()).collect();
             let mut expected_rows = BTreeSet::new();
             for r in &rows {
                 expected_rows.insert((r.0, r.1));
@@ -813,9 +821,9 @@ mod tests {
                 let patients: HashSet<u8> = on_day.iter().map(|r| r.2).collect();
                 let cumulative: HashSet<u8> =
                     rows.iter().filter(matches).filter(|r| r.0 <= d).map(|r| r.2).collect();
-                prop_assert_eq!(cols[0].value(i), on_day.len() as u64);
-                prop_assert_eq!(cols[1].value(i), patients.len() as u64);
-                prop_assert_eq!(cols[2].value(i), cumulative.len() as u64);
+                prop_assert_eq!(cols[0].value(i), on_day.len() as i64);
+                prop_assert_eq!(cols[1].value(i), patients.len() as i64);
+                prop_assert_eq!(cols[2].value(i), cumulative.len() as i64);
             }
         }
 
@@ -830,13 +838,13 @@ mod tests {
                 let (d, c) = (day.value(i), code.value(i));
                 let of_code: Vec<_> = rows.iter().filter(|r| format!("{}-1", r.1) == c).collect();
                 let today: Vec<_> = of_code.iter().filter(|r| r.0 == d).collect();
-                let high = today.iter().filter(|r| r.2 == 0).count() as u64;
-                let low = today.iter().filter(|r| r.2 == 1).count() as u64;
+                let high = today.iter().filter(|r| r.2 == 0).count() as i64;
+                let low = today.iter().filter(|r| r.2 == 1).count() as i64;
                 let window: Vec<_> = of_code.iter().filter(|r| r.0 <= d && r.0 > d - 7).collect();
                 let abnormal = window.iter().filter(|r| r.2 < 2).count();
-                prop_assert_eq!(gold.column(2).as_primitive::<arrow::datatypes::UInt64Type>().value(i), today.len() as u64);
-                prop_assert_eq!(gold.column(3).as_primitive::<arrow::datatypes::UInt64Type>().value(i), high);
-                prop_assert_eq!(gold.column(4).as_primitive::<arrow::datatypes::UInt64Type>().value(i), low);
+                prop_assert_eq!(gold.column(2).as_primitive::<arrow::datatypes::Int64Type>().value(i), today.len() as i64);
+                prop_assert_eq!(gold.column(3).as_primitive::<arrow::datatypes::Int64Type>().value(i), high);
+                prop_assert_eq!(gold.column(4).as_primitive::<arrow::datatypes::Int64Type>().value(i), low);
                 let rolling = gold.column(7).as_primitive::<arrow::datatypes::Float64Type>().value(i);
                 prop_assert!((rolling - abnormal as f64 / window.len() as f64).abs() < 1e-12);
             }

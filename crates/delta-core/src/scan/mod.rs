@@ -192,8 +192,13 @@ impl ScanBuilder {
         self.build_for(&files)
     }
 
-    /// Plan over `adds` instead of the snapshot's live files (conflict checks, rewrites).
-    pub(crate) fn build_for(self, adds: &[Add]) -> Result<Scan> {
+    /// Plan over `adds` instead of the snapshot's live files: the files of some commits (an
+    /// incremental reader of an append-only table), or the files a rewrite reads. They are
+    /// read with the snapshot's schema and column mapping.
+    ///
+    /// # Errors
+    /// As [`ScanBuilder::build`].
+    pub fn build_for(self, adds: &[Add]) -> Result<Scan> {
         let snapshot = self.snapshot;
         let schema = snapshot.schema().clone();
         let table_schema = snapshot.arrow_schema();

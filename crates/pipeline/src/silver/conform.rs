@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+    Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -95,8 +95,10 @@ pub struct Rule {
 /// An entity's silver table: columns, key and rules.
 #[derive(Clone, Copy, Debug)]
 pub struct EntitySpec {
-    /// The entity (`encounters`); the silver table is `<entity>_clean`.
+    /// The entity (`encounters`), also its bronze table's name.
     pub entity: &'static str,
+    /// The silver table (`encounters_clean`; `patients_scd` for patients).
+    pub table: &'static str,
     /// The key column (deduplication keeps the latest record per key).
     pub key: &'static str,
     /// The column that orders versions of a key (`updated_at`), before ingestion order.
@@ -133,7 +135,7 @@ pub fn quarantine_schema() -> SchemaRef {
         Field::new("table", DataType::Utf8, false),
         Field::new("rules", DataType::Utf8, false),
         Field::new(SOURCE_FILE, DataType::Utf8, true),
-        Field::new(SOURCE_LINE, DataType::UInt64, true),
+        Field::new(SOURCE_LINE, DataType::Int64, true),
         Field::new(BATCH_ID, DataType::Utf8, true),
         Field::new("raw_record", DataType::Utf8, false),
     ]))
@@ -147,7 +149,7 @@ pub fn silver_schema(spec: &EntitySpec) -> SchemaRef {
         .map(|c| Field::new(c.name, arrow_type(c.kind), true))
         .collect();
     fields.push(Field::new(SOURCE_FILE, DataType::Utf8, true));
-    fields.push(Field::new(SOURCE_LINE, DataType::UInt64, true));
+    fields.push(Field::new(SOURCE_LINE, DataType::Int64, true));
     fields.push(Field::new(BATCH_ID, DataType::Utf8, true));
     Arc::new(Schema::new(fields))
 }
@@ -300,8 +302,8 @@ pub fn conform(spec: &EntitySpec, bronze: &RecordBatch) -> Result<Conformed> {
                     .and_then(|l| l.is_valid(row).then(|| l.value(row).to_owned()))
                     .unwrap_or_default();
                 bail!(
-                    "silver.{}_clean: rule {} failed at {file}:{line}; the run stops (the rule's action is fail)",
-                    spec.entity,
+                    "silver.{}: rule {} failed at {file}:{line}; the run stops (the rule's action is fail)",
+                    spec.table,
                     failed.join(", ")
                 );
             }
@@ -438,13 +440,13 @@ fn build_column(kind: Kind, cells: &[Parsed<Cell>], keep: &[bool]) -> ArrayRef {
 
 /// The source line numbers of the rows where `mask` is true.
 fn line_numbers(lines: Option<&StringArray>, mask: &[bool]) -> ArrayRef {
-    let mut b = UInt64Builder::new();
+    let mut b = Int64Builder::new();
     for (i, m) in mask.iter().enumerate() {
         if *m {
             b.append_option(
                 lines
                     .and_then(|a| a.is_valid(i).then(|| a.value(i)))
-                    .and_then(|v| v.parse::<u64>().ok()),
+                    .and_then(|v| v.parse::<i64>().ok()),
             );
         }
     }
@@ -462,10 +464,10 @@ fn quarantine_batch(
     let mut table = StringBuilder::new();
     let mut rules = StringBuilder::new();
     let mut files = StringBuilder::new();
-    let mut lines = UInt64Builder::new();
+    let mut lines = Int64Builder::new();
     let mut batches = StringBuilder::new();
     let mut records = StringBuilder::new();
-    let name = format!("silver.{}_clean", spec.entity);
+    let name = format!("silver.{}", spec.table);
     for (row, failed) in quarantined {
         let at = |a: Option<&StringArray>| {
             a.and_then(|a| a.is_valid(*row).then(|| a.value(*row).to_owned()))
@@ -473,7 +475,7 @@ fn quarantine_batch(
         table.append_value(&name);
         rules.append_value(failed.join(","));
         files.append_option(at(file));
-        lines.append_option(at(line).and_then(|v| v.parse::<u64>().ok()));
+        lines.append_option(at(line).and_then(|v| v.parse::<i64>().ok()));
         batches.append_option(at(batch));
         let record = crate::output::row_to_json(bronze, *row)?;
         records.append_value(record.to_string());

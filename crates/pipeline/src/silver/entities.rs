@@ -23,6 +23,7 @@ const fn rule(name: &'static str, check: Check, action: Action) -> Rule {
 /// `patients` (every CDC version; SCD Type 2 is built from these rows).
 pub const PATIENTS: EntitySpec = EntitySpec {
     entity: "patients",
+    table: "patients_scd",
     key: "patient_id",
     version_column: Some("updated_at"),
     columns: &[
@@ -80,6 +81,7 @@ pub const PATIENTS: EntitySpec = EntitySpec {
 /// `encounters`.
 pub const ENCOUNTERS: EntitySpec = EntitySpec {
     entity: "encounters",
+    table: "encounters_clean",
     key: "encounter_id",
     version_column: None,
     columns: &[
@@ -143,6 +145,7 @@ pub const ENCOUNTERS: EntitySpec = EntitySpec {
 /// `diagnoses`.
 pub const DIAGNOSES: EntitySpec = EntitySpec {
     entity: "diagnoses",
+    table: "diagnoses_clean",
     key: "diagnosis_id",
     version_column: None,
     columns: &[
@@ -196,6 +199,7 @@ pub const DIAGNOSES: EntitySpec = EntitySpec {
 /// `procedures`.
 pub const PROCEDURES: EntitySpec = EntitySpec {
     entity: "procedures",
+    table: "procedures_clean",
     key: "procedure_id",
     version_column: None,
     columns: &[
@@ -239,6 +243,7 @@ pub const PROCEDURES: EntitySpec = EntitySpec {
 /// `lab_results`.
 pub const LAB_RESULTS: EntitySpec = EntitySpec {
     entity: "lab_results",
+    table: "lab_results_clean",
     key: "lab_result_id",
     version_column: None,
     columns: &[
@@ -302,6 +307,7 @@ pub const LAB_RESULTS: EntitySpec = EntitySpec {
 /// `medications`.
 pub const MEDICATIONS: EntitySpec = EntitySpec {
     entity: "medications",
+    table: "medications_clean",
     key: "medication_id",
     version_column: None,
     columns: &[

@@ -9,6 +9,7 @@ pub mod conform;
 pub mod entities;
 pub mod parse;
 pub mod scd2;
+pub mod stage;
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use arrow::array::{
 };
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{
-    DataType, Date32Type, Field, Float64Type, Schema, TimestampMicrosecondType, UInt64Type,
+    DataType, Date32Type, Field, Float64Type, Int64Type, Schema, TimestampMicrosecondType,
 };
 use chrono::NaiveDate;
 
@@ -52,7 +53,7 @@ pub fn latest_per_key(spec: &EntitySpec, batch: &RecordBatch) -> Result<(RecordB
     let line = batch
         .column_by_name(SOURCE_LINE)
         .context("no _source_line column")?
-        .as_primitive::<UInt64Type>();
+        .as_primitive::<Int64Type>();
     let opt = |valid: bool, v: i64| valid.then_some(v);
     let mut order: Vec<usize> = (0..batch.num_rows()).collect();
     order.sort_by(|&a, &b| {
@@ -270,7 +271,7 @@ mod tests {
                 "known_encounter_type"
             ]
         );
-        let lines = out.quarantine.column(3).as_primitive::<UInt64Type>();
+        let lines = out.quarantine.column(3).as_primitive::<Int64Type>();
         assert_eq!(lines.values().to_vec(), vec![2, 3, 4, 5]);
         assert_eq!(
             out.rows.num_rows() + out.quarantine.num_rows() + out.dropped as usize,

@@ -19,7 +19,7 @@ use arrow::array::{
 };
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{
-    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt64Type,
+    DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 
 use super::conform::{SOURCE_FILE, SOURCE_LINE};
@@ -92,7 +92,7 @@ pub fn history(records: &RecordBatch) -> Result<History> {
     let id = column("patient_id")?.as_string::<i32>();
     let updated = column("updated_at")?.as_primitive::<TimestampMicrosecondType>();
     let file = column(SOURCE_FILE)?.as_string::<i32>();
-    let line = column(SOURCE_LINE)?.as_primitive::<UInt64Type>();
+    let line = column(SOURCE_LINE)?.as_primitive::<Int64Type>();
     if id.null_count() > 0 || updated.null_count() > 0 {
         anyhow::bail!("patients_scd needs a patient_id and an updated_at on every record");
     }
