@@ -496,6 +496,118 @@ pub fn patient_clinical_summary(
     )?)
 }
 
+/// What the gold stage did to one table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GoldSummary {
+    /// The gold table (`gold.lab_abnormal_trends`).
+    pub table: String,
+    /// Its rows.
+    pub rows: u64,
+    /// The version written, or `None` when its silver inputs had not changed.
+    pub version: Option<u64>,
+}
+
+/// The silver tables each gold table reads.
+const GOLD_INPUTS: [(&str, &[&str]); 4] = [
+    (
+        "patient_clinical_summary",
+        &[
+            "patients_scd",
+            "encounters_clean",
+            "diagnoses_clean",
+            "medications_clean",
+            "lab_results_clean",
+        ],
+    ),
+    ("hospital_utilization_metrics", &["encounters_clean"]),
+    ("disease_prevalence_daily", &["diagnoses_clean"]),
+    ("lab_abnormal_trends", &["lab_results_clean"]),
+];
+
+/// Run the gold stage: each gold table is recomputed from silver and overwritten, unless
+/// its silver inputs are unchanged since it was last written. The overwrite's app
+/// transaction (`medilake-gold-<table>`) records the sum of its inputs' versions, which grows
+/// whenever an input commits.
+///
+/// # Errors
+/// Storage and commit errors; silver tables without the columns gold reads.
+pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary>> {
+    use delta_core::{SaveMode, Table};
+    use futures::StreamExt;
+    let uri = |layer: &str, name: &str| format!("{}/{layer}/{name}", lake.trim_end_matches('/'));
+    let open = |layer: &str, name: &str| {
+        let location = uri(layer, name);
+        Table::open(&location, &std::collections::HashMap::new())
+            .with_context(|| format!("cannot open {location}"))
+    };
+    let mut silver: BTreeMap<&str, (u64, Vec<RecordBatch>)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (gold, inputs) in GOLD_INPUTS {
+        let mut fingerprint = 0u64;
+        let mut missing = false;
+        for input in inputs {
+            if !silver.contains_key(input) {
+                match open("silver", input)?.snapshot().await {
+                    Ok(snapshot) => {
+                        let batches = snapshot.scan().build()?.collect().await?;
+                        silver.insert(input, (snapshot.version(), batches));
+                    }
+                    // A missing secondary input reads as empty; a missing main input
+                    // (the first) leaves the gold table for a later run.
+                    Err(delta_core::Error::NotATable { .. }) => missing |= *input == inputs[0],
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            fingerprint += silver.get(input).map_or(0, |(v, _)| *v + 1);
+        }
+        let mut summary = GoldSummary {
+            table: format!("gold.{gold}"),
+            ..GoldSummary::default()
+        };
+        if missing {
+            out.push(summary);
+            continue;
+        }
+        let table = open("gold", gold)?;
+        let app = format!("medilake-gold-{gold}");
+        let fingerprint = i64::try_from(fingerprint)?;
+        if let Ok(snapshot) = table.snapshot().await
+            && snapshot.app_transaction_version(&app) == Some(fingerprint)
+        {
+            out.push(summary);
+            continue;
+        }
+        let batches = |name: &str| silver.get(name).map_or(&[][..], |(_, b)| b.as_slice());
+        let batch = match gold {
+            "patient_clinical_summary" => patient_clinical_summary(
+                ClinicalInputs {
+                    patients: batches("patients_scd"),
+                    encounters: batches("encounters_clean"),
+                    diagnoses: batches("diagnoses_clean"),
+                    medications: batches("medications_clean"),
+                    labs: batches("lab_results_clean"),
+                },
+                as_of,
+            )?,
+            "hospital_utilization_metrics" => {
+                hospital_utilization_metrics(batches("encounters_clean"))?
+            }
+            "disease_prevalence_daily" => disease_prevalence_daily(batches("diagnoses_clean"))?,
+            _ => lab_abnormal_trends(batches("lab_results_clean"))?,
+        };
+        summary.rows = batch.num_rows() as u64;
+        let report = table
+            .write()
+            .with_mode(SaveMode::Overwrite)
+            .with_app_transaction(app, fingerprint)
+            .execute(futures::stream::iter([Ok(batch)]).boxed())
+            .await?;
+        summary.version = report.version;
+        out.push(summary);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! The silver stage over a small bronze lake written here (bronze's shape: every contract
+//! The silver and gold stages over a small bronze lake written here (bronze's shape: every contract
 //! field as text plus lineage columns): counts reconcile, quarantined rows carry their rule
 //! and line, a rerun commits nothing, a new bronze batch is processed alone (CDC update by
 //! MERGE), and the SCD2 history has one current row per patient.
@@ -421,4 +421,29 @@ async fn silver_reconciles_reruns_nothing_and_merges_new_batches() {
         })
         .collect();
     assert_eq!(los, [3]);
+
+    // Gold from silver; a second gold run with unchanged silver writes nothing.
+    let gold = pipeline::gold::run(lake_uri, as_of).await.unwrap();
+    assert_eq!(gold.len(), 4);
+    let summary = gold
+        .iter()
+        .find(|g| g.table == "gold.patient_clinical_summary")
+        .unwrap();
+    assert_eq!((summary.rows, summary.version), (2, Some(0)), "{gold:?}");
+    let utilization = gold
+        .iter()
+        .find(|g| g.table == "gold.hospital_utilization_metrics")
+        .unwrap();
+    assert!(
+        utilization.rows > 0 && utilization.version == Some(0),
+        "{gold:?}"
+    );
+    // No diagnoses or labs in bronze: those gold tables wait for their silver inputs.
+    let prevalence = gold
+        .iter()
+        .find(|g| g.table == "gold.disease_prevalence_daily")
+        .unwrap();
+    assert_eq!(prevalence.version, None);
+    let again = pipeline::gold::run(lake_uri, as_of).await.unwrap();
+    assert!(again.iter().all(|g| g.version.is_none()), "{again:?}");
 }
