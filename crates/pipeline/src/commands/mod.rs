@@ -4,6 +4,7 @@
 
 pub mod maintenance;
 pub mod merge;
+pub mod run;
 pub mod table;
 pub mod write;
 
@@ -38,6 +39,8 @@ pub async fn run_with_output<W: Write>(cli: Cli, out: &mut W) -> Result<()> {
     let options = cli.storage_options();
     match cli.command {
         Command::Table(command) => table::run(command, &options, out).await,
+        Command::Generate(args) => run::generate(&args, out).await,
+        Command::Run(args) => run::run(&args, out).await,
     }
 }
 
