@@ -93,8 +93,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub as_of: Option<NaiveDate>,
     /// The stages to run, in order.
-    #[arg(long, value_name = "STAGES", value_delimiter = ',',
-          default_value = "bronze,silver,gold,optimize")]
+    #[arg(
+        long,
+        value_name = "STAGES",
+        value_delimiter = ',',
+        default_value = "bronze,silver,gold,optimize"
+    )]
     pub stages: Vec<Stage>,
     /// Print the summary as JSON.
     #[arg(long)]

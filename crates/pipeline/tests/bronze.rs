@@ -29,13 +29,13 @@ fn copy_sample(dir: &Path) {
     for entity in ENTITIES {
         let from = src.join(entity.name);
         let to = dir.join(entity.name);
-        std::fs::create_dir_all(&to).unwrap();
-        for item in std::fs::read_dir(&from).unwrap() {
-            let item = item.unwrap();
-            std::fs::copy(item.path(), to.join(item.file_name())).unwrap();
+        std::fs::create_dir_all(&to).expect("test step");
+        for item in std::fs::read_dir(&from).expect("test step") {
+            let item = item.expect("test step");
+            std::fs::copy(item.path(), to.join(item.file_name())).expect("test step");
         }
     }
-    std::fs::copy(src.join("manifest.json"), dir.join("manifest.json")).unwrap();
+    std::fs::copy(src.join("manifest.json"), dir.join("manifest.json")).expect("test step");
 }
 
 fn options(data: &Path, lake: &Path) -> BronzeOptions {
@@ -61,19 +61,19 @@ async fn rows(table: &Path) -> Vec<String> {
         "medilake",
         "table",
         "show",
-        table.to_str().unwrap(),
+        table.to_str().expect("test step"),
         "--format",
         "jsonl",
         "--limit",
         "100000000",
     ])
-    .unwrap();
+    .expect("test step");
     let mut out = Vec::new();
     pipeline::commands::run_with_output(cli, &mut out)
         .await
-        .unwrap();
+        .expect("test step");
     let mut lines: Vec<String> = String::from_utf8(out)
-        .unwrap()
+        .expect("test step")
         .lines()
         .map(str::to_owned)
         .collect();
@@ -82,7 +82,8 @@ async fn rows(table: &Path) -> Vec<String> {
 }
 
 async fn version(table: &Path) -> Option<u64> {
-    let table = Table::open(table.to_str().unwrap(), &Default::default()).unwrap();
+    let table =
+        Table::open(table.to_str().expect("test step"), &Default::default()).expect("test step");
     table.snapshot().await.ok().map(|s| s.version())
 }
 
@@ -100,12 +101,13 @@ async fn contents(lake: &Path) -> BTreeMap<String, Vec<String>> {
 }
 
 fn manifest(data: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(data.join("manifest.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(data.join("manifest.json")).expect("test step"))
+        .expect("test step")
 }
 
 fn non_empty_lines(path: &Path) -> u64 {
     std::fs::read_to_string(path)
-        .unwrap()
+        .expect("test step")
         .lines()
         .filter(|l| !l.trim().is_empty())
         .count() as u64
@@ -113,11 +115,11 @@ fn non_empty_lines(path: &Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_lands_in_bronze_and_reconciles() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test step");
     let (data, lake) = (dir.path().join("data"), dir.path().join("lake"));
     copy_sample(&data);
     let manifest = manifest(&data);
-    let summaries = run(&options(&data, &lake)).await.unwrap();
+    let summaries = run(&options(&data, &lake)).await.expect("test step");
     let corrupt_rows = rows(&lake.join("bronze").join(bronze::CORRUPT_TABLE)).await;
     let mut total_corrupt = 0;
     for entity in ENTITIES {
@@ -125,24 +127,29 @@ async fn sample_lands_in_bronze_and_reconciles() {
         let summary = summaries
             .iter()
             .find(|s| s.table == format!("bronze.{}", entity.name))
-            .unwrap();
-        let lines = m["lines"].as_u64().unwrap();
+            .expect("test step");
+        let lines = m["lines"].as_u64().expect("test step");
         let corrupt = m["defects"]["corrupt_line"].as_u64().unwrap_or(0);
         let table_rows = rows(&lake.join("bronze").join(entity.name)).await;
         let corrupt_here = corrupt_rows
             .iter()
             .filter(|r| {
-                serde_json::from_str::<Value>(r).unwrap()["entity"] == Value::from(entity.name)
+                serde_json::from_str::<Value>(r).expect("test step")["entity"] == entity.name
             })
             .count() as u64;
         // rows + corrupt = non-empty lines, from the files, the manifest and the summary.
         let file_lines: u64 = bronze::discover(&data, &entity)
-            .unwrap()
+            .expect("test step")
             .iter()
             .map(|f| non_empty_lines(&data.join(&f.relative)))
             .sum();
         assert_eq!(file_lines, lines, "{}", entity.name);
-        assert_eq!(table_rows.len() as u64 + corrupt_here, lines, "{}", entity.name);
+        assert_eq!(
+            table_rows.len() as u64 + corrupt_here,
+            lines,
+            "{}",
+            entity.name
+        );
         assert_eq!(corrupt_here, corrupt, "{}", entity.name);
         assert_eq!(summary.rows_in, lines);
         assert_eq!(summary.rows_written, table_rows.len() as u64);
@@ -151,11 +158,14 @@ async fn sample_lands_in_bronze_and_reconciles() {
         // One commit per part file, each with its sequence number as app transaction.
         assert_eq!(summary.version, Some(3));
         let table = Table::open(
-            lake.join("bronze").join(entity.name).to_str().unwrap(),
+            lake.join("bronze")
+                .join(entity.name)
+                .to_str()
+                .expect("test step"),
             &Default::default(),
         )
-        .unwrap();
-        let snapshot = table.snapshot().await.unwrap();
+        .expect("test step");
+        let snapshot = table.snapshot().await.expect("test step");
         assert_eq!(
             snapshot.app_transaction_version(&bronze::app_id(entity.name)),
             Some(4)
@@ -163,9 +173,9 @@ async fn sample_lands_in_bronze_and_reconciles() {
         // Extra fields are rescued, as JSON objects of the fields not in the contract.
         let rescued: Vec<Value> = table_rows
             .iter()
-            .map(|r| serde_json::from_str::<Value>(r).unwrap())
+            .map(|r| serde_json::from_str::<Value>(r).expect("test step"))
             .filter_map(|r| r["_rescued_data"].as_str().map(str::to_owned))
-            .map(|text| serde_json::from_str(&text).unwrap())
+            .map(|text| serde_json::from_str(&text).expect("test step"))
             .collect();
         assert_eq!(
             rescued.len() as u64,
@@ -174,39 +184,47 @@ async fn sample_lands_in_bronze_and_reconciles() {
             entity.name
         );
         for object in &rescued {
-            let keys: Vec<&String> = object.as_object().unwrap().keys().collect();
+            let keys: Vec<&String> = object.as_object().expect("test step").keys().collect();
             assert_eq!(keys.len(), 1);
-            assert!(
-                ["source_system", "feed_version", "ingest_note"].contains(&keys[0].as_str())
-            );
+            assert!(["source_system", "feed_version", "ingest_note"].contains(&keys[0].as_str()));
         }
         total_corrupt += corrupt;
     }
     assert_eq!(corrupt_rows.len() as u64, total_corrupt);
     // Raw text: booleans and numbers are kept as their JSON text.
     let diagnoses = rows(&lake.join("bronze/diagnoses")).await;
-    assert!(diagnoses.iter().any(|r| r.contains(r#""is_primary":"true""#)));
+    assert!(
+        diagnoses
+            .iter()
+            .any(|r| r.contains(r#""is_primary":"true""#))
+    );
     let labs = rows(&lake.join("bronze/lab_results")).await;
-    let first: Value = serde_json::from_str(&labs[0]).unwrap();
+    let first: Value = serde_json::from_str(&labs[0]).expect("test step");
     assert!(first["reference_low"].is_string());
     assert_eq!(first["_batch_id"], "test-batch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerun_commits_nothing_and_new_files_are_ingested_alone() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test step");
     let (data, lake) = (dir.path().join("data"), dir.path().join("lake"));
     copy_sample(&data);
-    run(&options(&data, &lake)).await.unwrap();
+    run(&options(&data, &lake)).await.expect("test step");
     let before = contents(&lake).await;
     let mut versions = BTreeMap::new();
     for entity in ENTITIES {
-        versions.insert(entity.name, version(&lake.join("bronze").join(entity.name)).await);
+        versions.insert(
+            entity.name,
+            version(&lake.join("bronze").join(entity.name)).await,
+        );
     }
     let corrupt_version = version(&lake.join("bronze").join(bronze::CORRUPT_TABLE)).await;
 
-    let again = run(&options(&data, &lake)).await.unwrap();
-    assert!(again.iter().all(|s| !s.committed && s.files == 0), "{again:?}");
+    let again = run(&options(&data, &lake)).await.expect("test step");
+    assert!(
+        again.iter().all(|s| !s.committed && s.files == 0),
+        "{again:?}"
+    );
     for entity in ENTITIES {
         assert_eq!(
             versions[entity.name],
@@ -231,12 +249,15 @@ async fn rerun_commits_nothing_and_new_files_are_ingested_alone() {
             "\n"
         ),
     )
-    .unwrap();
-    let summaries = run(&options(&data, &lake)).await.unwrap();
+    .expect("test step");
+    let summaries = run(&options(&data, &lake)).await.expect("test step");
     for s in &summaries {
         match s.table.as_str() {
             "bronze.procedures" => {
-                assert_eq!((s.files, s.rows_in, s.rows_written, s.corrupt), (1, 3, 2, 1));
+                assert_eq!(
+                    (s.files, s.rows_in, s.rows_written, s.corrupt),
+                    (1, 3, 2, 1)
+                );
                 assert_eq!(s.version, Some(4));
             }
             "bronze._corrupt_records" => assert_eq!((s.rows_written, s.files), (1, 1)),
@@ -248,23 +269,28 @@ async fn rerun_commits_nothing_and_new_files_are_ingested_alone() {
     assert_eq!(procedures.len(), before["procedures"].len() + 2);
     let new_rows: Vec<Value> = procedures
         .iter()
-        .map(|r| serde_json::from_str::<Value>(r).unwrap())
+        .map(|r| serde_json::from_str::<Value>(r).expect("test step"))
         .filter(|r| r["_source_file"] == "procedures/part-00005.jsonl")
         .collect();
     assert_eq!(new_rows.len(), 2);
     let lines: Vec<i64> = new_rows
         .iter()
-        .map(|r| r["_source_line"].as_i64().unwrap())
+        .map(|r| r["_source_line"].as_i64().expect("test step"))
         .collect();
     assert!(lines.contains(&1) && lines.contains(&3), "{lines:?}");
     let corrupt: Vec<Value> = after[bronze::CORRUPT_TABLE]
         .iter()
-        .map(|r| serde_json::from_str::<Value>(r).unwrap())
+        .map(|r| serde_json::from_str::<Value>(r).expect("test step"))
         .filter(|r| r["source_file"] == "procedures/part-00005.jsonl")
         .collect();
     assert_eq!(corrupt.len(), 1);
     assert_eq!(corrupt[0]["source_line"], 4);
-    assert!(corrupt[0]["error"].as_str().unwrap().starts_with("invalid JSON"));
+    assert!(
+        corrupt[0]["error"]
+            .as_str()
+            .expect("test step")
+            .starts_with("invalid JSON")
+    );
 }
 
 /// Options whose tables go through one fault-injecting store.
@@ -282,13 +308,13 @@ fn faulty_options(data: &Path, lake: &Path, fault: Fault) -> (BronzeOptions, Arc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_point_then_a_rerun_equals_an_uninterrupted_run() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test step");
     let data = dir.path().join("data");
     copy_sample(&data);
     // The reference, and the number of store calls of a whole run.
     let reference_lake = dir.path().join("reference");
     let (counting, store) = faulty_options(&data, &reference_lake, Fault::None);
-    run(&counting).await.unwrap();
+    run(&counting).await.expect("test step");
     let calls = store.calls();
     let expected = contents(&reference_lake).await;
     assert!(calls > 50, "{calls}");
@@ -303,27 +329,33 @@ async fn a_crash_at_any_point_then_a_rerun_equals_an_uninterrupted_run() {
         let lake = dir.path().join(format!("crash-{at}"));
         let (crashing, _) = faulty_options(&data, &lake, Fault::CrashAt(at));
         let result = run(&crashing).await;
-        assert!(result.is_err(), "crash at call {at} of {calls} went unnoticed");
+        assert!(
+            result.is_err(),
+            "crash at call {at} of {calls} went unnoticed"
+        );
         // An ambiguous commit (written, then reported as failed) must not double-ingest
         // either: the next run sees the app transaction.
-        run(&options(&data, &lake)).await.unwrap();
+        run(&options(&data, &lake)).await.expect("test step");
         let got = contents(&lake).await;
         assert_eq!(got, expected, "crash at store call {at} of {calls}");
         // And the run after that is a no-op.
-        let again = run(&options(&data, &lake)).await.unwrap();
-        assert!(again.iter().all(|s| !s.committed), "crash at {at}: {again:?}");
-        std::fs::remove_dir_all(&lake).unwrap();
+        let again = run(&options(&data, &lake)).await.expect("test step");
+        assert!(
+            again.iter().all(|s| !s.committed),
+            "crash at {at}: {again:?}"
+        );
+        std::fs::remove_dir_all(&lake).expect("test step");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_commits_are_not_ingested_twice() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test step");
     let data = dir.path().join("data");
     copy_sample(&data);
     let reference_lake = dir.path().join("reference");
     let (counting, store) = faulty_options(&data, &reference_lake, Fault::None);
-    run(&counting).await.unwrap();
+    run(&counting).await.expect("test step");
     let calls = store.calls();
     let expected = contents(&reference_lake).await;
     let step = (calls / 12).max(1);
@@ -332,34 +364,44 @@ async fn ambiguous_commits_are_not_ingested_twice() {
         let (faulty, _) = faulty_options(&data, &lake, Fault::AmbiguousPutAt(at));
         // The run may or may not notice (only puts are made ambiguous).
         let _ = run(&faulty).await;
-        run(&options(&data, &lake)).await.unwrap();
-        assert_eq!(contents(&lake).await, expected, "ambiguous put at call {at}");
-        std::fs::remove_dir_all(&lake).unwrap();
+        run(&options(&data, &lake)).await.expect("test step");
+        assert_eq!(
+            contents(&lake).await,
+            expected,
+            "ambiguous put at call {at}"
+        );
+        std::fs::remove_dir_all(&lake).expect("test step");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_array_files_and_single_entity_files_are_read() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test step");
     let (data, lake) = (dir.path().join("data"), dir.path().join("lake"));
-    std::fs::create_dir_all(data.join("sample/patients")).unwrap();
-    std::fs::write(data.join("sample/patients/ignored.json"), "{}").unwrap();
-    std::fs::write(data.join("notes.txt"), "not an entity").unwrap();
+    std::fs::create_dir_all(data.join("sample/patients")).expect("test step");
+    std::fs::write(data.join("sample/patients/ignored.json"), "{}").expect("test step");
+    std::fs::write(data.join("notes.txt"), "not an entity").expect("test step");
     std::fs::write(
         data.join("medications.json"),
         "[\n  {\"medication_id\": \"M1\", \"status\": \"active\", \"end_date\": null},\n  {\"medication_id\": \"M2\", \"dose\": 5},\n  7\n]\n",
     )
-    .unwrap();
-    let summaries = run(&options(&data, &lake)).await.unwrap();
+    .expect("test step");
+    let summaries = run(&options(&data, &lake)).await.expect("test step");
     let meds = summaries
         .iter()
         .find(|s| s.table == "bronze.medications")
-        .unwrap();
-    assert_eq!((meds.files, meds.rows_in, meds.rows_written, meds.corrupt), (1, 3, 2, 1));
-    let patients = summaries.iter().find(|s| s.table == "bronze.patients").unwrap();
+        .expect("test step");
+    assert_eq!(
+        (meds.files, meds.rows_in, meds.rows_written, meds.corrupt),
+        (1, 3, 2, 1)
+    );
+    let patients = summaries
+        .iter()
+        .find(|s| s.table == "bronze.patients")
+        .expect("test step");
     assert_eq!((patients.files, patients.version), (0, None));
     let got = rows(&lake.join("bronze/medications")).await;
-    let m2: Value = serde_json::from_str(&got[1]).unwrap();
+    let m2: Value = serde_json::from_str(&got[1]).expect("test step");
     assert_eq!(m2["dose"], "5");
     assert_eq!(m2["_source_line"], 3);
     assert_eq!(m2["_source_file"], "medications.json");

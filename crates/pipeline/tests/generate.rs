@@ -15,14 +15,14 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for item in std::fs::read_dir(&d).unwrap() {
-            let path = item.unwrap().path();
+        for item in std::fs::read_dir(&d).expect("test step") {
+            let path = item.expect("test step").path();
             if path.is_dir() {
                 stack.push(path);
             } else {
                 out.insert(
-                    path.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&path).unwrap(),
+                    path.strip_prefix(dir).expect("test step").to_path_buf(),
+                    std::fs::read(&path).expect("test step"),
                 );
             }
         }
@@ -41,10 +41,10 @@ fn options(patients: u64, seed: u64) -> GenerateOptions {
 
 #[test]
 fn the_same_seed_gives_the_same_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    generate(&dir.path().join("a"), &options(120, 7)).unwrap();
-    generate(&dir.path().join("b"), &options(120, 7)).unwrap();
-    generate(&dir.path().join("c"), &options(120, 8)).unwrap();
+    let dir = tempfile::tempdir().expect("test step");
+    generate(&dir.path().join("a"), &options(120, 7)).expect("test step");
+    generate(&dir.path().join("b"), &options(120, 7)).expect("test step");
+    generate(&dir.path().join("c"), &options(120, 8)).expect("test step");
     let a = files(&dir.path().join("a"));
     assert_eq!(a.len(), 6 * 5 + 1);
     assert!(a == files(&dir.path().join("b")));
@@ -105,19 +105,23 @@ fn count_defects(entity: &Entity, lines: &[String]) -> BTreeMap<String, u64> {
 
 #[test]
 fn the_manifest_counts_what_is_in_the_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = generate(dir.path(), &options(400, 11)).unwrap();
+    let dir = tempfile::tempdir().expect("test step");
+    let manifest = generate(dir.path(), &options(400, 11)).expect("test step");
     let doc = &manifest.json;
     let mut total = 0;
     for entity in ENTITIES {
         let m = &doc["entities"][entity.name];
         let mut lines = Vec::new();
         let mut last_max: Option<String> = None;
-        for file in m["files"].as_array().unwrap() {
-            let text = std::fs::read_to_string(dir.path().join(file["path"].as_str().unwrap()))
-                .unwrap();
+        for file in m["files"].as_array().expect("test step") {
+            let text =
+                std::fs::read_to_string(dir.path().join(file["path"].as_str().expect("test step")))
+                    .expect("test step");
             let part: Vec<String> = text.lines().map(str::to_owned).collect();
-            assert_eq!(part.len() as u64, file["lines"].as_u64().unwrap());
+            assert_eq!(
+                part.len() as u64,
+                file["lines"].as_u64().expect("test step")
+            );
             // Time-ordered parts: encounters of a later part are not earlier than the
             // latest of the previous part (bad dates aside).
             if entity.name == "encounters" {
@@ -128,18 +132,22 @@ fn the_manifest_counts_what_is_in_the_files() {
                     .filter(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
                     .collect();
                 if let (Some(prev), Some(min)) = (&last_max, dates.iter().min()) {
-                    assert!(min >= prev, "part {} starts before the previous ends", file["path"]);
+                    assert!(
+                        min >= prev,
+                        "part {} starts before the previous ends",
+                        file["path"]
+                    );
                 }
                 last_max = dates.iter().max().cloned();
             }
             lines.extend(part);
         }
-        assert_eq!(lines.len() as u64, m["lines"].as_u64().unwrap());
+        assert_eq!(lines.len() as u64, m["lines"].as_u64().expect("test step"));
         let mut expected: BTreeMap<String, u64> = m["defects"]
             .as_object()
-            .unwrap()
+            .expect("test step")
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .map(|(k, v)| (k.clone(), v.as_u64().expect("test step")))
             .collect();
         // Late arrival is a property of where a line is, not of its text.
         let late = expected.remove("late_cdc_update").unwrap_or(0);
@@ -159,7 +167,11 @@ fn the_manifest_counts_what_is_in_the_files() {
                 "null_lab_value",
                 "non_numeric_lab_value",
             ] {
-                assert!(expected.get(key).copied().unwrap_or(0) > 0, "{} {key}", entity.name);
+                assert!(
+                    expected.get(key).copied().unwrap_or(0) > 0,
+                    "{} {key}",
+                    entity.name
+                );
             }
         }
         total += lines.len() as u64;
@@ -168,17 +180,23 @@ fn the_manifest_counts_what_is_in_the_files() {
     // About 100 rows per patient.
     assert!((80 * 400..120 * 400).contains(&total), "{total}");
     let patients = &doc["entities"]["patients"]["defects"];
-    assert!(patients["late_cdc_update"].as_u64().unwrap() > 0);
-    assert!(doc["entities"]["encounters"]["defects"]["discharge_before_admit"].as_u64().unwrap() > 0);
+    assert!(patients["late_cdc_update"].as_u64().expect("test step") > 0);
+    assert!(
+        doc["entities"]["encounters"]["defects"]["discharge_before_admit"]
+            .as_u64()
+            .expect("test step")
+            > 0
+    );
 }
 
 #[test]
 fn the_bundled_sample_is_generator_output() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(sample.join("manifest.json")).unwrap())
-            .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(sample.join("manifest.json")).expect("test step"),
+    )
+    .expect("test step");
+    let dir = tempfile::tempdir().expect("test step");
     let out = Command::new(env!("CARGO_BIN_EXE_medilake"))
         .args(["generate", "--patients"])
         .arg(manifest["patients"].to_string())
@@ -191,12 +209,20 @@ fn the_bundled_sample_is_generator_output() {
         .arg("--out")
         .arg(dir.path())
         .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        .expect("test step");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let generated = files(dir.path());
     for (path, bytes) in &generated {
-        let committed = std::fs::read(sample.join(path)).unwrap();
-        assert!(&committed == bytes, "data/{} differs from the generator's output", path.display());
+        let committed = std::fs::read(sample.join(path)).expect("test step");
+        assert!(
+            &committed == bytes,
+            "data/{} differs from the generator's output",
+            path.display()
+        );
     }
     let size: usize = generated.values().map(Vec::len).sum();
     assert!(size < 2 * 1024 * 1024, "{size} bytes");

@@ -164,10 +164,13 @@ fn print_summary<W: Write>(
     Ok(())
 }
 
+/// The bars of a terminal run, one per table.
+type Bars = (MultiProgress, Arc<Mutex<HashMap<String, ProgressBar>>>);
+
 /// Progress on stderr: a bar per table on a terminal, plain lines otherwise.
 #[derive(Clone)]
 struct Reporter {
-    bars: Option<(MultiProgress, Arc<Mutex<HashMap<String, ProgressBar>>>)>,
+    bars: Option<Bars>,
 }
 
 impl Reporter {
@@ -182,7 +185,11 @@ impl Reporter {
             Some((multi, bars)) => {
                 let Ok(mut bars) = bars.lock() else { return };
                 match event {
-                    Progress::Start { table, files, bytes } => {
+                    Progress::Start {
+                        table,
+                        files,
+                        bytes,
+                    } => {
                         let bar = multi.add(ProgressBar::new(bytes));
                         if let Ok(style) = ProgressStyle::with_template(
                             "{prefix:<22} {bar:30} {bytes:>10}/{total_bytes:<10} {msg}",
@@ -198,9 +205,7 @@ impl Reporter {
                             bar.inc(bytes);
                         }
                     }
-                    Progress::File {
-                        table, version, ..
-                    } => {
+                    Progress::File { table, version, .. } => {
                         if let Some(bar) = bars.get(&table) {
                             bar.set_message(format!("version {version}"));
                         }
@@ -215,7 +220,11 @@ impl Reporter {
             None => {
                 let line = match event {
                     Progress::Start { files: 0, .. } => return,
-                    Progress::Start { table, files, bytes } => {
+                    Progress::Start {
+                        table,
+                        files,
+                        bytes,
+                    } => {
                         format!("{table}: {files} new source files ({bytes} bytes)")
                     }
                     Progress::File {

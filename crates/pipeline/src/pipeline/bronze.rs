@@ -43,9 +43,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{
-    ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondArray,
-};
+use arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use delta_core::Table;
 use futures::StreamExt;
@@ -97,9 +95,7 @@ impl BronzeOptions {
             lake,
             ingested_at_micros,
             batch_id,
-            opener: Arc::new(|path: &Path| {
-                Table::open(&path.to_string_lossy(), &HashMap::new())
-            }),
+            opener: Arc::new(|path: &Path| Table::open(&path.to_string_lossy(), &HashMap::new())),
         }
     }
 }
@@ -248,7 +244,9 @@ pub fn discover(data: &Path, entity: &Entity) -> Result<Vec<SourceFile>> {
     }
     let dir = data.join(entity.name);
     if dir.is_dir() {
-        for item in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        for item in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+        {
             let item = item?;
             let name = item.file_name().to_string_lossy().into_owned();
             let path = item.path();
@@ -451,7 +449,10 @@ impl BatchBuilder {
         arrays.push(Arc::new(batches.finish()));
         arrays.push(Arc::new(self.rescued.finish()));
         RecordBatch::try_new(self.schema.clone(), arrays).with_context(|| {
-            format!("internal error: building a batch of bronze.{}", self.entity.name)
+            format!(
+                "internal error: building a batch of bronze.{}",
+                self.entity.name
+            )
         })
     }
 }
@@ -624,9 +625,9 @@ fn read_file(
     let mut outcome = FileOutcome::default();
     let mut reported = 0u64;
     loop {
-        let record = records
-            .next_record()
-            .with_context(|| format!("cannot read {} near line {}", path.display(), records.line))?;
+        let record = records.next_record().with_context(|| {
+            format!("cannot read {} near line {}", path.display(), records.line)
+        })?;
         let Some(record) = record else { break };
         outcome.rows_in += 1;
         match builder.push(&record) {
@@ -693,9 +694,15 @@ pub async fn run(options: &BronzeOptions, progress: &ProgressFn) -> Result<Vec<T
         ..TableSummary::default()
     };
     for entity in ENTITIES {
-        let summary = ingest_entity(options, &entity, &corrupt_table, &mut corrupt_summary, progress)
-            .await
-            .with_context(|| format!("bronze.{}", entity.name))?;
+        let summary = ingest_entity(
+            options,
+            &entity,
+            &corrupt_table,
+            &mut corrupt_summary,
+            progress,
+        )
+        .await
+        .with_context(|| format!("bronze.{}", entity.name))?;
         summaries.push(summary);
     }
     corrupt_summary.version = table_version(&corrupt_table).await?;
@@ -734,7 +741,11 @@ async fn ingest_entity(
     let committed = app_version(&table, &app).await?;
     let ledger_file = ledger_path(&options.lake, entity.name);
     let ledger = read_ledger(&ledger_file)?;
-    let done: Vec<Intent> = ledger.iter().filter(|i| i.seq <= committed).cloned().collect();
+    let done: Vec<Intent> = ledger
+        .iter()
+        .filter(|i| i.seq <= committed)
+        .cloned()
+        .collect();
     if i64::try_from(done.len()).unwrap_or(i64::MAX) != committed {
         bail!(
             "the ingest ledger {} lists {} committed files but the table has committed {committed}; \
@@ -754,8 +765,12 @@ async fn ingest_entity(
         && let Some(last) = done.last()
     {
         let path = options.data.join(&last.file);
-        let mut builder =
-            BatchBuilder::new(*entity, &last.file, options.ingested_at_micros, &options.batch_id);
+        let mut builder = BatchBuilder::new(
+            *entity,
+            &last.file,
+            options.ingested_at_micros,
+            &options.batch_id,
+        );
         let outcome =
             tokio::task::spawn_blocking(move || read_file(&path, &mut builder, None, &|_| {}))
                 .await
@@ -774,8 +789,18 @@ async fn ingest_entity(
 
     let available = discover(&options.data, entity)?;
     let known: BTreeSet<&str> = ledger.iter().map(|i| i.file.as_str()).collect();
-    let mut plan: Vec<Intent> = ledger.iter().filter(|i| i.seq > committed).cloned().collect();
-    let mut next = ledger.iter().map(|i| i.seq).max().unwrap_or(0).max(committed) + 1;
+    let mut plan: Vec<Intent> = ledger
+        .iter()
+        .filter(|i| i.seq > committed)
+        .cloned()
+        .collect();
+    let mut next = ledger
+        .iter()
+        .map(|i| i.seq)
+        .max()
+        .unwrap_or(0)
+        .max(committed)
+        + 1;
     for file in &available {
         if !known.contains(file.relative.as_str()) {
             plan.push(Intent {
@@ -785,7 +810,10 @@ async fn ingest_entity(
             next += 1;
         }
     }
-    let sizes: BTreeMap<&str, u64> = available.iter().map(|f| (f.relative.as_str(), f.bytes)).collect();
+    let sizes: BTreeMap<&str, u64> = available
+        .iter()
+        .map(|f| (f.relative.as_str(), f.bytes))
+        .collect();
     for intent in &plan {
         if !sizes.contains_key(intent.file.as_str()) {
             bail!(
@@ -839,8 +867,16 @@ async fn ingest_entity(
             seq: committed,
             file: String::new(),
         };
-        commit_corrupt(options, entity, corrupt_table, &corrupt_app, &marker, &[], corrupt_summary)
-            .await?;
+        commit_corrupt(
+            options,
+            entity,
+            corrupt_table,
+            &corrupt_app,
+            &marker,
+            &[],
+            corrupt_summary,
+        )
+        .await?;
     }
     summary.version = table_version(&table).await?;
     summary.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -1012,7 +1048,10 @@ mod tests {
         );
         // A truncated array: the tail is one (corrupt) record.
         let got = records("[{\"a\":1}, {\"b\":");
-        assert_eq!(got, [(1, "{\"a\":1}".to_owned()), (1, "{\"b\":".to_owned())]);
+        assert_eq!(
+            got,
+            [(1, "{\"a\":1}".to_owned()), (1, "{\"b\":".to_owned())]
+        );
     }
 
     #[test]
@@ -1025,7 +1064,14 @@ mod tests {
                 .to_owned(),
         };
         builder.push(&record).expect("an object");
-        assert!(builder.push(&RawRecord { line: 8, text: "[1]".into() }).is_err());
+        assert!(
+            builder
+                .push(&RawRecord {
+                    line: 8,
+                    text: "[1]".into()
+                })
+                .is_err()
+        );
         let batch = builder.finish().expect("batch");
         assert_eq!(batch.num_rows(), 1);
         let text = |name: &str| {
@@ -1036,6 +1082,11 @@ mod tests {
         assert_eq!(text("cpt_code"), "99213");
         assert_eq!(text("_rescued_data"), r#"{"extra":{"x":true}}"#);
         assert_eq!(text("_source_line"), "7");
-        assert!(batch.column_by_name("description").expect("column").is_null(0));
+        assert!(
+            batch
+                .column_by_name("description")
+                .expect("column")
+                .is_null(0)
+        );
     }
 }

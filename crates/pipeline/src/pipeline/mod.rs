@@ -7,7 +7,7 @@
 //!
 //! Silver, gold and the optimization stage are not built yet (issue 6).
 
-pub(crate) mod codes;
 pub mod bronze;
+pub(crate) mod codes;
 pub mod contract;
 pub mod synth;

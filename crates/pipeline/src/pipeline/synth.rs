@@ -24,8 +24,8 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use super::codes::{
-    CITIES, CPT, FACILITIES, FIRST_NAMES, ICD10, INPATIENT_DEPARTMENTS, INSURERS, LABS,
-    LAST_NAMES, OUTPATIENT_DEPARTMENTS, RXNORM, STREETS,
+    CITIES, CPT, FACILITIES, FIRST_NAMES, ICD10, INPATIENT_DEPARTMENTS, INSURERS, LABS, LAST_NAMES,
+    OUTPATIENT_DEPARTMENTS, RXNORM, STREETS,
 };
 use super::contract::{ENTITIES, Entity};
 
@@ -285,7 +285,10 @@ impl Generator {
             let letters: String = (0..3)
                 .map(|_| char::from(b'A' + self.rng.random_range(0..26u8)))
                 .collect();
-            V::Str(format!("{letters}{:09}", self.rng.random_range(0..1_000_000_000u32)))
+            V::Str(format!(
+                "{letters}{:09}",
+                self.rng.random_range(0..1_000_000_000u32)
+            ))
         };
         [("insurance", s(payer)), ("insurance_member_id", member)]
     }
@@ -329,7 +332,11 @@ impl Generator {
         let updated_at = self.timestamp(first_day);
         fields.push(("updated_at", s(updated_at)));
         let part = self.part_of(first_day);
-        self.emit(PAT, part, fields.iter().map(|(k, v)| (*k, clone_v(v))).collect())?;
+        self.emit(
+            PAT,
+            part,
+            fields.iter().map(|(k, v)| (*k, clone_v(v))).collect(),
+        )?;
 
         // CDC: zero to two later versions with a new address and/or a new insurer.
         let mut day = first_day;
@@ -363,8 +370,11 @@ impl Generator {
                 let delay = self.rng.random_range(1..3);
                 part = (natural + delay).min(self.parts as usize - 1);
             }
-            let repeats =
-                self.emit(PAT, part, fields.iter().map(|(k, v)| (*k, clone_v(v))).collect())?;
+            let repeats = self.emit(
+                PAT,
+                part,
+                fields.iter().map(|(k, v)| (*k, clone_v(v))).collect(),
+            )?;
             self.sinks[PAT].count_n("cdc_update", repeats);
             if part > natural {
                 self.sinks[PAT].count_n("late_cdc_update", repeats);
@@ -438,7 +448,10 @@ impl Generator {
                 ("icd10_code", s(code)),
                 ("description", s(description)),
                 ("diagnosis_date", s(date.to_string())),
-                ("is_primary", V::Raw(if n == 0 { "true" } else { "false" }.into())),
+                (
+                    "is_primary",
+                    V::Raw(if n == 0 { "true" } else { "false" }.into()),
+                ),
             ];
             self.emit(DX, part, fields)?;
         }
@@ -518,7 +531,10 @@ impl Generator {
             ("value", value),
             ("unit", s(test.unit)),
             ("reference_low", V::Raw(format!("{:.decimals$}", test.low))),
-            ("reference_high", V::Raw(format!("{:.decimals$}", test.high))),
+            (
+                "reference_high",
+                V::Raw(format!("{:.decimals$}", test.high)),
+            ),
             ("result_date", s(self.date(day).to_string())),
         ];
         let repeats = self.emit(LAB, part, fields)?;
@@ -533,7 +549,12 @@ impl Generator {
     /// turned into a corrupt line, 2 when duplicated).
     ///
     /// Entity-specific defects are counted by the caller, once per written copy.
-    fn emit(&mut self, entity: usize, part: usize, mut fields: Vec<(&'static str, V)>) -> Result<u32> {
+    fn emit(
+        &mut self,
+        entity: usize,
+        part: usize,
+        mut fields: Vec<(&'static str, V)>,
+    ) -> Result<u32> {
         let contract = self.sinks[entity].entity;
         let mut defects: Vec<&'static str> = Vec::new();
         if self.chance(rate::NULL_ID) {
@@ -671,7 +692,11 @@ mod tests {
         let mut line = String::new();
         render(
             &mut line,
-            &[("a", s("x\"y\\z")), ("b", V::Raw("1.5".into())), ("c", V::Null)],
+            &[
+                ("a", s("x\"y\\z")),
+                ("b", V::Raw("1.5".into())),
+                ("c", V::Null),
+            ],
         );
         let value: Value = serde_json::from_str(&line).expect("valid JSON");
         assert_eq!(value, json!({"a": "x\"y\\z", "b": 1.5, "c": null}));
