@@ -468,7 +468,7 @@ impl Generator {
             ];
             self.emit(PX, part, fields)?;
         }
-        let labs = self.rng.random_range(4..11);
+        let labs = self.rng.random_range(4..12);
         for _ in 0..labs {
             self.lab(&encounter_id, patient_id, day)?;
         }
