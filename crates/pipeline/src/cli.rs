@@ -35,6 +35,79 @@ pub enum Command {
     /// Read, inspect and write one Delta table.
     #[command(subcommand)]
     Table(TableCommand),
+    /// Write a synthetic, deliberately dirty EHR data set (six entities, time-ordered part
+    /// files, and a manifest of every injected defect).
+    Generate(GenerateArgs),
+    /// Run the medallion pipeline over a data directory (only the bronze stage is built yet).
+    Run(RunArgs),
+}
+
+/// `medilake generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of patients (about 100 rows per patient in all).
+    #[arg(long, value_name = "N")]
+    pub patients: u64,
+    /// Output directory (`DIR/<entity>/part-0000k.jsonl`, `DIR/manifest.json`).
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+    /// Seed of the random stream: the same seed gives byte-identical files.
+    #[arg(long, value_name = "S", default_value_t = crate::pipeline::synth::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Time-ordered part files per entity.
+    #[arg(long, value_name = "K", default_value_t = crate::pipeline::synth::DEFAULT_PARTS,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub parts: u32,
+    /// Most encounters per patient (12 gives about 100 rows per patient; fewer, a smaller set).
+    #[arg(long, value_name = "K", default_value_t = crate::pipeline::synth::DEFAULT_MAX_ENCOUNTERS,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_encounters: u32,
+    /// Print the manifest as JSON instead of a summary line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A stage of `medilake run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// Raw records plus provenance, one table per entity.
+    Bronze,
+    /// Typed, conformed, deduplicated tables (not built yet).
+    Silver,
+    /// Analytics aggregates (not built yet).
+    Gold,
+    /// OPTIMIZE, VACUUM and checkpoints (not built yet).
+    Optimize,
+}
+
+/// `medilake run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The source data directory.
+    #[arg(long, value_name = "DIR", default_value = "./data")]
+    pub data: std::path::PathBuf,
+    /// The lakehouse root (`<lake>/<layer>/<table>`).
+    #[arg(long, value_name = "DIR", default_value = "./lakehouse")]
+    pub lake: std::path::PathBuf,
+    /// The as-of date of derived fields such as medication activity (silver; default today).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub as_of: Option<NaiveDate>,
+    /// The stages to run, in order.
+    #[arg(
+        long,
+        value_name = "STAGES",
+        value_delimiter = ',',
+        default_value = "bronze,silver,gold,optimize"
+    )]
+    pub stages: Vec<Stage>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD)"))
 }
 
 /// `medilake table ...`.

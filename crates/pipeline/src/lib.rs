@@ -40,6 +40,13 @@
 //!                               [--json]
 //! ```
 //!
+//! The EHR pipeline (see [`pipeline`]):
+//!
+//! ```text
+//! medilake generate --patients N --out DIR [--seed S] [--parts K] [--json]
+//! medilake run [--data DIR] [--lake DIR] [--as-of DATE] [--stages bronze,...] [--json]
+//! ```
+//!
 //! Global options: `--storage-option KEY=VALUE` (repeatable; object-store settings such as
 //! credentials or regions) and `-v`/`--verbose` (debug logs on stderr).
 //!
@@ -52,6 +59,7 @@ pub mod commands;
 pub mod gold;
 pub mod input;
 pub mod output;
+pub mod pipeline;
 pub mod silver;
 
 pub use commands::run;

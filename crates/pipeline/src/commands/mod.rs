@@ -2,6 +2,7 @@
 //! buffered writer and returns errors with enough context to name the table, the version
 //! and (through `delta_core::Error`) the file or action at fault.
 
+pub mod ehr;
 pub mod maintenance;
 pub mod merge;
 pub mod table;
@@ -38,6 +39,8 @@ pub async fn run_with_output<W: Write>(cli: Cli, out: &mut W) -> Result<()> {
     let options = cli.storage_options();
     match cli.command {
         Command::Table(command) => table::run(command, &options, out).await,
+        Command::Generate(args) => ehr::generate(&args, out).await,
+        Command::Run(args) => ehr::run(&args, out).await,
     }
 }
 
