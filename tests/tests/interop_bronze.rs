@@ -1,4 +1,4 @@
-//! Interop of the bronze layer: every table `medilake run --stages bronze` writes from the
+//! Interop of the pipeline's tables: every table `medilake run` writes from the
 //! bundled sample (`data/`), including `_corrupt_records`, is read by delta-rs and by
 //! DuckDB's delta extension with exactly our rows, at the latest version and at version 0.
 //!
@@ -109,4 +109,96 @@ fn peers_read_every_bronze_table_of_the_sample() {
             }
         }
     }
+}
+
+/// The whole pipeline over the bundled sample: every silver and gold table is read by
+/// delta-rs and DuckDB with exactly our rows; the silver counts reconcile; a second run of
+/// silver and gold commits nothing.
+#[test]
+fn peers_read_every_silver_and_gold_table_of_the_sample() {
+    let python = std::env::var_os("MEDILAKE_PYTHON").map(PathBuf::from);
+    let reader = std::env::var_os("MEDILAKE_PEER_READER").map(PathBuf::from);
+    let (Some(python), Some(reader)) = (python, reader) else {
+        assert!(
+            !common::in_ci(),
+            "MEDILAKE_PYTHON / MEDILAKE_PEER_READER are not set under CI=true (run ./test.sh)"
+        );
+        eprintln!("SKIPPED: silver/gold interop: set MEDILAKE_PYTHON and MEDILAKE_PEER_READER");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+    let lake = dir.path().join("lake");
+    let lake_uri = lake.to_str().expect("utf-8").to_owned();
+    let as_of = chrono::NaiveDate::from_ymd_opt(2024, 6, 1).expect("date");
+    let runtime = common::runtime();
+    let (silver, gold) = runtime.block_on(async {
+        let options = BronzeOptions::new(data, lake.clone(), 1_764_000_000_000_000, "e2e".into());
+        let quiet: bronze::ProgressFn = Arc::new(|_| {});
+        bronze::run(&options, &quiet).await.expect("bronze run");
+        let silver = pipeline::silver::stage::run(&lake_uri, as_of)
+            .await
+            .expect("silver");
+        let gold = pipeline::gold::run(&lake_uri, as_of).await.expect("gold");
+        (silver, gold)
+    });
+    for s in &silver {
+        assert!(s.reconciles(), "{s:?}");
+        assert!(s.rows_in > 0 && s.version.is_some(), "{s:?}");
+    }
+    assert!(
+        silver.iter().any(|s| s.quarantined > 0),
+        "the sample is dirty"
+    );
+    for g in &gold {
+        assert!(g.rows > 0 && g.version.is_some(), "{g:?}");
+    }
+    let mut tables: Vec<(String, String)> = silver
+        .iter()
+        .chain([&pipeline::silver::stage::SilverSummary {
+            table: "silver.quarantine".into(),
+            ..Default::default()
+        }])
+        .map(|s| s.table.clone())
+        .chain(gold.iter().map(|g| g.table.clone()))
+        .map(|t| {
+            let (layer, name) = t.split_once('.').expect("layer.table");
+            (layer.to_owned(), name.to_owned())
+        })
+        .collect();
+    tables.sort();
+    for (layer, name) in &tables {
+        let path = lake.join(layer).join(name);
+        let table = Table::open(path.to_str().expect("utf-8"), &HashMap::new()).expect("open");
+        let ours = runtime.block_on(async {
+            let batches = table
+                .snapshot()
+                .await
+                .expect("snapshot")
+                .scan()
+                .build()
+                .expect("scan")
+                .collect()
+                .await
+                .expect("rows");
+            batch_rows(&batches)
+        });
+        assert!(!ours.is_empty(), "{layer}.{name}");
+        for engine in ["deltars", "duckdb"] {
+            let theirs = peer_rows(&python, &reader, &path, engine, None);
+            assert_eq!(theirs.len(), ours.len(), "{layer}.{name} {engine}");
+            assert!(theirs == ours, "{layer}.{name}: {engine} reads other rows");
+        }
+    }
+    // A rerun with no new bronze data changes no silver or gold table.
+    let (silver, gold) = runtime.block_on(async {
+        (
+            pipeline::silver::stage::run(&lake_uri, as_of)
+                .await
+                .expect("silver"),
+            pipeline::gold::run(&lake_uri, as_of).await.expect("gold"),
+        )
+    });
+    assert!(silver.iter().all(|s| s.version.is_none()), "{silver:?}");
+    assert!(gold.iter().all(|g| g.version.is_none()), "{gold:?}");
 }

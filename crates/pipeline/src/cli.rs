@@ -72,11 +72,11 @@ pub struct GenerateArgs {
 pub enum Stage {
     /// Raw records plus provenance, one table per entity.
     Bronze,
-    /// Typed, conformed, deduplicated tables (not built yet).
+    /// Typed, conformed, deduplicated tables, quarantine and SCD2 patients.
     Silver,
-    /// Analytics aggregates (not built yet).
+    /// Analytics aggregates.
     Gold,
-    /// OPTIMIZE, VACUUM and checkpoints (not built yet).
+    /// OPTIMIZE (clustering or compaction), VACUUM and checkpoints of the tables the run changed.
     Optimize,
 }
 

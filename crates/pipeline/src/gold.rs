@@ -526,8 +526,8 @@ const GOLD_INPUTS: [(&str, &[&str]); 4] = [
 
 /// Run the gold stage: each gold table is recomputed from silver and overwritten, unless
 /// its silver inputs are unchanged since it was last written. The overwrite's app
-/// transaction (`medilake-gold-<table>`) records the sum of its inputs' versions, which grows
-/// whenever an input commits.
+/// transaction (`medilake-gold-<table>`) records the sum of the bronze versions its inputs
+/// have processed, which grows whenever an input takes in new data.
 ///
 /// # Errors
 /// Storage and commit errors; silver tables without the columns gold reads.
@@ -550,7 +550,14 @@ pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary
                 match open("silver", input)?.snapshot().await {
                     Ok(snapshot) => {
                         let batches = snapshot.scan().build()?.collect().await?;
-                        silver.insert(input, (snapshot.version(), batches));
+                        // What the silver table holds is named by the bronze version it
+                        // processed (its app transaction), not by its own version, which
+                        // maintenance commits (OPTIMIZE, VACUUM) also move.
+                        let processed = snapshot
+                            .app_transaction_version(&format!("medilake-silver-{input}"))
+                            .and_then(|v| u64::try_from(v).ok())
+                            .unwrap_or_else(|| snapshot.version());
+                        silver.insert(input, (processed, batches));
                     }
                     // A missing secondary input reads as empty; a missing main input
                     // (the first) leaves the gold table for a later run.

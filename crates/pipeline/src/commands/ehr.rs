@@ -2,8 +2,11 @@
 //!
 //! `run` reads the clock once (the run's `_ingested_at` and `_batch_id`), shows progress on
 //! stderr (indicatif bars on a terminal, plain lines otherwise) and prints a summary table on
-//! stdout, or with `--json` one JSON object: `{"stages": [...], "tables": [{"table", "files",
-//! "rowsIn", "rowsWritten", "corrupt", "version", "committed", "millis"}], "changed": bool}`.
+//! stdout per stage, or with `--json` one JSON object with a key per stage run: `"bronze"`
+//! (`{"stages", "batchId", "changed", "tables": [{"table", "files", "rowsIn", "rowsWritten",
+//! "corrupt", "version", "committed", "millis"}]}`), `"silver"` (per table: rows in, inserted,
+//! updated, duplicates, quarantined, dropped, version, `reconciles`), `"gold"` (rows,
+//! version) and `"optimize"` (files removed and added per table).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -55,45 +58,238 @@ pub async fn generate<W: Write>(args: &GenerateArgs, out: &mut W) -> Result<()> 
 /// `medilake run`.
 ///
 /// # Errors
-/// Stages that are not built yet (before anything runs), then any failure of a stage.
+/// Any failure of a stage (the stages before it stay committed; a rerun resumes).
 pub async fn run<W: Write>(args: &RunArgs, out: &mut W) -> Result<()> {
-    let missing: Vec<&str> = args
-        .stages
-        .iter()
-        .filter(|s| **s != Stage::Bronze)
-        .map(|s| match s {
-            Stage::Bronze => "bronze",
-            Stage::Silver => "silver",
-            Stage::Gold => "gold",
-            Stage::Optimize => "optimize",
-        })
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "stage {} not built yet: only bronze is; run `medilake run --stages bronze`",
-            missing.join(", ")
-        );
-    }
-    if !args.data.is_dir() {
+    let wants = |stage: Stage| args.stages.contains(&stage);
+    if wants(Stage::Bronze) && !args.data.is_dir() {
         bail!("the data directory {} does not exist", args.data.display());
     }
+    let lake = args
+        .lake
+        .to_str()
+        .with_context(|| format!("the lake path {} is not UTF-8", args.lake.display()))?
+        .to_owned();
     // The one clock read of a run: provenance of every row it writes.
     let now = chrono::Utc::now();
+    let as_of = args.as_of.unwrap_or_else(|| now.date_naive());
     let batch_id = now.format("run-%Y%m%dT%H%M%S%.6fZ").to_string();
-    let options = BronzeOptions::new(
-        args.data.clone(),
-        args.lake.clone(),
-        now.timestamp_micros(),
-        batch_id.clone(),
-    );
-    let reporter = Reporter::new(std::io::stderr().is_terminal());
-    let progress: ProgressFn = {
-        let reporter = reporter.clone();
-        Arc::new(move |event| reporter.event(event))
-    };
-    let summaries = bronze::run(&options, &progress).await?;
-    reporter.finish();
-    print_summary(out, args.json, &batch_id, &summaries)
+    let mut stages = Vec::new();
+    if wants(Stage::Bronze) {
+        let options = BronzeOptions::new(
+            args.data.clone(),
+            args.lake.clone(),
+            now.timestamp_micros(),
+            batch_id.clone(),
+        );
+        let reporter = Reporter::new(std::io::stderr().is_terminal());
+        let progress: ProgressFn = {
+            let reporter = reporter.clone();
+            Arc::new(move |event| reporter.event(event))
+        };
+        let summaries = bronze::run(&options, &progress).await?;
+        reporter.finish();
+        stages.push(StageOutcome::Bronze(summaries));
+    }
+    let mut changed_tables: Vec<String> = Vec::new();
+    if wants(Stage::Silver) {
+        let started = std::time::Instant::now();
+        eprintln!("silver: conforming new bronze rows");
+        let summaries = crate::silver::stage::run(&lake, as_of).await?;
+        for s in &summaries {
+            if s.version.is_some() {
+                changed_tables.push(s.table.clone());
+            }
+        }
+        stages.push(StageOutcome::Silver(summaries, started.elapsed()));
+    }
+    if wants(Stage::Gold) {
+        let started = std::time::Instant::now();
+        eprintln!("gold: recomputing from changed silver tables");
+        let summaries = crate::gold::run(&lake, as_of).await?;
+        for s in &summaries {
+            if s.version.is_some() {
+                changed_tables.push(s.table.clone());
+            }
+        }
+        stages.push(StageOutcome::Gold(summaries, started.elapsed()));
+    }
+    if wants(Stage::Optimize) {
+        let started = std::time::Instant::now();
+        eprintln!("optimize: compacting, clustering and checkpointing the tables this run changed");
+        let mut done = Vec::new();
+        for name in &changed_tables {
+            done.push(optimize_table(&lake, name).await?);
+        }
+        stages.push(StageOutcome::Optimize(done, started.elapsed()));
+    }
+    print_stages(out, args.json, &batch_id, &stages)
+}
+
+/// What one stage did.
+enum StageOutcome {
+    Bronze(Vec<TableSummary>),
+    Silver(
+        Vec<crate::silver::stage::SilverSummary>,
+        std::time::Duration,
+    ),
+    Gold(Vec<crate::gold::GoldSummary>, std::time::Duration),
+    Optimize(Vec<(String, u64, u64)>, std::time::Duration),
+}
+
+/// Tables clustered by (patient, encounter) along a Hilbert curve; the others are compacted.
+const CLUSTERED: [&str; 2] = ["silver.encounters_clean", "silver.lab_results_clean"];
+
+/// OPTIMIZE (clustering or compaction), VACUUM with the table's retention, a checkpoint.
+/// Returns (table, files removed, files added).
+async fn optimize_table(lake: &str, name: &str) -> Result<(String, u64, u64)> {
+    let (layer, table) = name
+        .split_once('.')
+        .with_context(|| format!("bad table name {name}"))?;
+    let location = format!("{}/{layer}/{table}", lake.trim_end_matches('/'));
+    let table_handle = delta_core::Table::open(&location, &HashMap::new())?;
+    let mut optimize = table_handle.optimize();
+    if CLUSTERED.contains(&name) {
+        optimize = optimize.with_zorder(
+            ["patient_id", "encounter_id"],
+            Some(delta_core::Curve::Hilbert),
+        );
+    }
+    let report = optimize.run().await?;
+    let _ = table_handle.vacuum().run().await?;
+    let snapshot = table_handle.snapshot().await?;
+    table_handle.checkpoint(&snapshot).await?;
+    Ok((name.to_owned(), report.files_removed, report.files_added))
+}
+
+fn print_stages<W: Write>(
+    out: &mut W,
+    json: bool,
+    batch_id: &str,
+    stages: &[StageOutcome],
+) -> Result<()> {
+    if json {
+        let mut names = Vec::new();
+        let mut doc = Vec::new();
+        for stage in stages {
+            match stage {
+                StageOutcome::Bronze(s) => {
+                    names.push(Json::str("bronze"));
+                    let mut buf = Vec::new();
+                    print_summary(&mut buf, true, batch_id, s)?;
+                    let parsed: serde_json::Value = serde_json::from_slice(&buf)?;
+                    doc.push(("bronze", parsed));
+                }
+                StageOutcome::Silver(s, _) => {
+                    names.push(Json::str("silver"));
+                    let tables: Vec<serde_json::Value> = s
+                        .iter()
+                        .map(|t| {
+                            serde_json::json!({
+                                "table": t.table, "bronzeVersion": t.bronze_version,
+                                "rowsIn": t.rows_in, "inserted": t.inserted, "updated": t.updated,
+                                "duplicates": t.duplicates, "quarantined": t.quarantined,
+                                "dropped": t.dropped, "version": t.version,
+                                "reconciles": t.reconciles(),
+                            })
+                        })
+                        .collect();
+                    doc.push(("silver", serde_json::Value::Array(tables)));
+                }
+                StageOutcome::Gold(s, _) => {
+                    names.push(Json::str("gold"));
+                    let tables: Vec<serde_json::Value> = s
+                        .iter()
+                        .map(|t| serde_json::json!({"table": t.table, "rows": t.rows, "version": t.version}))
+                        .collect();
+                    doc.push(("gold", serde_json::Value::Array(tables)));
+                }
+                StageOutcome::Optimize(s, _) => {
+                    names.push(Json::str("optimize"));
+                    let tables: Vec<serde_json::Value> = s
+                        .iter()
+                        .map(|(t, r, a)| serde_json::json!({"table": t, "filesRemoved": r, "filesAdded": a}))
+                        .collect();
+                    doc.push(("optimize", serde_json::Value::Array(tables)));
+                }
+            }
+        }
+        let mut object = serde_json::Map::new();
+        object.insert("batchId".into(), batch_id.into());
+        for (k, v) in doc {
+            object.insert(k.into(), v);
+        }
+        writeln!(out, "{}", serde_json::Value::Object(object))?;
+        return Ok(());
+    }
+    for stage in stages {
+        match stage {
+            StageOutcome::Bronze(s) => print_summary(out, false, batch_id, s)?,
+            StageOutcome::Silver(s, took) => {
+                writeln!(
+                    out,
+                    "\n{:<26} {:>10} {:>9} {:>8} {:>10} {:>11} {:>7} {:>8}",
+                    "table",
+                    "rows in",
+                    "inserted",
+                    "updated",
+                    "duplicates",
+                    "quarantined",
+                    "dropped",
+                    "version"
+                )?;
+                for t in s {
+                    writeln!(
+                        out,
+                        "{:<26} {:>10} {:>9} {:>8} {:>10} {:>11} {:>7} {:>8}",
+                        t.table,
+                        t.rows_in,
+                        t.inserted,
+                        t.updated,
+                        t.duplicates,
+                        t.quarantined,
+                        t.dropped,
+                        t.version.map_or_else(|| "-".to_owned(), |v| v.to_string())
+                    )?;
+                }
+                let balanced = s
+                    .iter()
+                    .all(crate::silver::stage::SilverSummary::reconciles);
+                writeln!(
+                    out,
+                    "silver ({:.2}s): rows in = inserted + updated + duplicates + quarantined + dropped {} for every table",
+                    took.as_secs_f64(),
+                    if balanced { "holds" } else { "DOES NOT HOLD" }
+                )?;
+            }
+            StageOutcome::Gold(s, took) => {
+                writeln!(out)?;
+                for t in s {
+                    let v = t
+                        .version
+                        .map_or_else(|| "unchanged".to_owned(), |v| format!("version {v}"));
+                    writeln!(out, "{:<36} {:>8} rows  {v}", t.table, t.rows)?;
+                }
+                writeln!(out, "gold ({:.2}s)", took.as_secs_f64())?;
+            }
+            StageOutcome::Optimize(s, took) => {
+                writeln!(out)?;
+                if s.is_empty() {
+                    writeln!(
+                        out,
+                        "optimize ({:.2}s): no table changed; nothing to do",
+                        took.as_secs_f64()
+                    )?;
+                }
+                for (t, removed, added) in s {
+                    writeln!(
+                        out,
+                        "optimize {t}: {removed} files rewritten into {added}; vacuumed; checkpointed"
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_summary<W: Write>(

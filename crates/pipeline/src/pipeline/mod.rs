@@ -5,7 +5,7 @@
 //! - [`bronze`]: raw records plus provenance, one Delta table per entity, exactly once per
 //!   source file (Delta app transactions).
 //!
-//! Silver, gold and the optimization stage are not built yet (issue 6).
+//! Silver and gold live in [`crate::silver`] and [`crate::gold`].
 
 pub mod bronze;
 pub(crate) mod codes;
