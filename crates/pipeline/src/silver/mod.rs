@@ -1,6 +1,6 @@
 //! The silver layer's logic, over Arrow batches (no I/O): typed conformance under declared
 //! rules ([`conform`]), deduplication keeping the latest record per key
-//! ([`latest_per_key`]) and derived fields ([`derive`]).
+//! ([`latest_per_key`]) and derived fields ([`derive()`]).
 //!
 //! The counts reconcile by construction: for every entity, bronze rows = silver rows +
 //! quarantined + dropped + duplicates removed.
