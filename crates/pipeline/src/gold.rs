@@ -540,16 +540,17 @@ pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary
         Table::open(&location, &std::collections::HashMap::new())
             .with_context(|| format!("cannot open {location}"))
     };
-    let mut silver: BTreeMap<&str, (u64, Vec<RecordBatch>)> = BTreeMap::new();
+    // Snapshots first (cheap): a gold table whose inputs have not moved reads no rows.
+    let mut snapshots: BTreeMap<&str, Option<(u64, delta_core::Snapshot)>> = BTreeMap::new();
+    let mut rows: BTreeMap<&str, Vec<RecordBatch>> = BTreeMap::new();
     let mut out = Vec::new();
     for (gold, inputs) in GOLD_INPUTS {
         let mut fingerprint = 0u64;
         let mut missing = false;
         for input in inputs {
-            if !silver.contains_key(input) {
-                match open("silver", input)?.snapshot().await {
+            if !snapshots.contains_key(input) {
+                let entry = match open("silver", input)?.snapshot().await {
                     Ok(snapshot) => {
-                        let batches = snapshot.scan().build()?.collect().await?;
                         // What the silver table holds is named by the bronze version it
                         // processed (its app transaction), not by its own version, which
                         // maintenance commits (OPTIMIZE, VACUUM) also move.
@@ -557,15 +558,19 @@ pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary
                             .app_transaction_version(&format!("medilake-silver-{input}"))
                             .and_then(|v| u64::try_from(v).ok())
                             .unwrap_or_else(|| snapshot.version());
-                        silver.insert(input, (processed, batches));
+                        Some((processed, snapshot))
                     }
-                    // A missing secondary input reads as empty; a missing main input
-                    // (the first) leaves the gold table for a later run.
-                    Err(delta_core::Error::NotATable { .. }) => missing |= *input == inputs[0],
+                    Err(delta_core::Error::NotATable { .. }) => None,
                     Err(e) => return Err(e.into()),
-                }
+                };
+                snapshots.insert(input, entry);
             }
-            fingerprint += silver.get(input).map_or(0, |(v, _)| *v + 1);
+            match snapshots.get(input).and_then(Option::as_ref) {
+                Some((processed, _)) => fingerprint += processed + 1,
+                // A missing secondary input reads as empty; a missing main input (the
+                // first) leaves the gold table for a later run.
+                None => missing |= *input == inputs[0],
+            }
         }
         let mut summary = GoldSummary {
             table: format!("gold.{gold}"),
@@ -584,7 +589,17 @@ pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary
             out.push(summary);
             continue;
         }
-        let batches = |name: &str| silver.get(name).map_or(&[][..], |(_, b)| b.as_slice());
+        for input in inputs {
+            if rows.contains_key(input) {
+                continue;
+            }
+            let batches = match snapshots.get(input).and_then(Option::as_ref) {
+                Some((_, snapshot)) => snapshot.scan().build()?.collect().await?,
+                None => Vec::new(),
+            };
+            rows.insert(input, batches);
+        }
+        let batches = |name: &str| rows.get(name).map_or(&[][..], Vec::as_slice);
         let batch = match gold {
             "patient_clinical_summary" => patient_clinical_summary(
                 ClinicalInputs {
