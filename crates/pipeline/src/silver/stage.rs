@@ -178,20 +178,32 @@ async fn upsert(
     Ok((report.rows_inserted, report.rows_updated, report.version))
 }
 
-/// Process one non-patient entity.
-async fn entity(lake: &str, spec: &EntitySpec, as_of: NaiveDate) -> Result<SilverSummary> {
-    let name = spec.table;
-    let mut summary = SilverSummary {
-        table: format!("silver.{name}"),
-        ..SilverSummary::default()
-    };
+/// The silver table's work: the bronze files of the versions it has not processed yet.
+struct Pending {
+    bronze_snapshot: Snapshot,
+    target: Table,
+    target_snapshot: Option<Snapshot>,
+    /// The silver table's app transaction id.
+    app: String,
+    /// The latest bronze version (the app transaction's version once done).
+    latest: u64,
+    files: Vec<Add>,
+}
+
+/// What `spec`'s silver table still has to process, or `None` when it is up to date (or
+/// bronze does not exist yet). Records the bronze version in `summary`.
+async fn pending(
+    lake: &str,
+    spec: &EntitySpec,
+    summary: &mut SilverSummary,
+) -> Result<Option<Pending>> {
     let bronze = open(&uri(lake, "bronze", spec.entity))?;
     let Some(bronze_snapshot) = snapshot_if_any(&bronze).await? else {
-        return Ok(summary);
+        return Ok(None);
     };
-    let target = open(&uri(lake, "silver", name))?;
+    let target = open(&uri(lake, "silver", spec.table))?;
     let target_snapshot = snapshot_if_any(&target).await?;
-    let app = format!("medilake-silver-{name}");
+    let app = format!("medilake-silver-{}", spec.table);
     let done = target_snapshot
         .as_ref()
         .and_then(|s| s.app_transaction_version(&app))
@@ -199,9 +211,37 @@ async fn entity(lake: &str, spec: &EntitySpec, as_of: NaiveDate) -> Result<Silve
     let latest = bronze_snapshot.version();
     summary.bronze_version = Some(latest);
     if done.is_some_and(|d| d >= latest) {
-        return Ok(summary);
+        return Ok(None);
     }
     let files = new_bronze_files(&bronze, &bronze_snapshot, done).await?;
+    Ok(Some(Pending {
+        bronze_snapshot,
+        target,
+        target_snapshot,
+        app,
+        latest,
+        files,
+    }))
+}
+
+/// Process one non-patient entity.
+async fn entity(lake: &str, spec: &EntitySpec, as_of: NaiveDate) -> Result<SilverSummary> {
+    let name = spec.table;
+    let mut summary = SilverSummary {
+        table: format!("silver.{name}"),
+        ..SilverSummary::default()
+    };
+    let Some(work) = pending(lake, spec, &mut summary).await? else {
+        return Ok(summary);
+    };
+    let Pending {
+        bronze_snapshot,
+        target,
+        target_snapshot,
+        app,
+        latest,
+        files,
+    } = work;
     let (rows, quarantined) = read_conformed(spec, &bronze_snapshot, &files, &mut summary).await?;
     quarantine(lake, name, latest, quarantined).await?;
     let schema = silver_schema(spec);
@@ -236,23 +276,17 @@ async fn patients(lake: &str) -> Result<SilverSummary> {
         table: format!("silver.{name}"),
         ..SilverSummary::default()
     };
-    let bronze = open(&uri(lake, "bronze", spec.entity))?;
-    let Some(bronze_snapshot) = snapshot_if_any(&bronze).await? else {
+    let Some(work) = pending(lake, spec, &mut summary).await? else {
         return Ok(summary);
     };
-    let target = open(&uri(lake, "silver", name))?;
-    let target_snapshot = snapshot_if_any(&target).await?;
-    let app = format!("medilake-silver-{name}");
-    let done = target_snapshot
-        .as_ref()
-        .and_then(|s| s.app_transaction_version(&app))
-        .and_then(|v| u64::try_from(v).ok());
-    let latest = bronze_snapshot.version();
-    summary.bronze_version = Some(latest);
-    if done.is_some_and(|d| d >= latest) {
-        return Ok(summary);
-    }
-    let files = new_bronze_files(&bronze, &bronze_snapshot, done).await?;
+    let Pending {
+        bronze_snapshot,
+        target,
+        target_snapshot,
+        app,
+        latest,
+        files,
+    } = work;
     let (_, quarantined) = read_conformed(spec, &bronze_snapshot, &files, &mut summary).await?;
     quarantine(lake, name, latest, quarantined).await?;
     // The history of every record so far (a late record may reshape any version).
