@@ -46,6 +46,21 @@ fn peer_rows(
     )
 }
 
+/// The peer interpreter and reader script, or a skip (outside CI) / panic (under CI).
+fn peers(what: &str) -> Option<(PathBuf, PathBuf)> {
+    let python = std::env::var_os("MEDILAKE_PYTHON").map(PathBuf::from);
+    let reader = std::env::var_os("MEDILAKE_PEER_READER").map(PathBuf::from);
+    let (Some(python), Some(reader)) = (python, reader) else {
+        assert!(
+            !common::in_ci(),
+            "MEDILAKE_PYTHON / MEDILAKE_PEER_READER are not set under CI=true (run ./test.sh)"
+        );
+        eprintln!("SKIPPED: {what}: set MEDILAKE_PYTHON and MEDILAKE_PEER_READER");
+        return None;
+    };
+    Some((python, reader))
+}
+
 fn batch_rows(batches: &[RecordBatch]) -> Vec<String> {
     sorted_rows(batches.iter().flat_map(|b| {
         (0..b.num_rows()).map(move |r| pipeline::output::row_to_json(b, r).expect("row_to_json"))
@@ -54,14 +69,7 @@ fn batch_rows(batches: &[RecordBatch]) -> Vec<String> {
 
 #[test]
 fn peers_read_every_bronze_table_of_the_sample() {
-    let python = std::env::var_os("MEDILAKE_PYTHON").map(PathBuf::from);
-    let reader = std::env::var_os("MEDILAKE_PEER_READER").map(PathBuf::from);
-    let (Some(python), Some(reader)) = (python, reader) else {
-        assert!(
-            !common::in_ci(),
-            "MEDILAKE_PYTHON / MEDILAKE_PEER_READER are not set under CI=true (run ./test.sh)"
-        );
-        eprintln!("SKIPPED: bronze interop: set MEDILAKE_PYTHON and MEDILAKE_PEER_READER");
+    let Some((python, reader)) = peers("bronze interop") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -116,14 +124,7 @@ fn peers_read_every_bronze_table_of_the_sample() {
 /// silver and gold commits nothing.
 #[test]
 fn peers_read_every_silver_and_gold_table_of_the_sample() {
-    let python = std::env::var_os("MEDILAKE_PYTHON").map(PathBuf::from);
-    let reader = std::env::var_os("MEDILAKE_PEER_READER").map(PathBuf::from);
-    let (Some(python), Some(reader)) = (python, reader) else {
-        assert!(
-            !common::in_ci(),
-            "MEDILAKE_PYTHON / MEDILAKE_PEER_READER are not set under CI=true (run ./test.sh)"
-        );
-        eprintln!("SKIPPED: silver/gold interop: set MEDILAKE_PYTHON and MEDILAKE_PEER_READER");
+    let Some((python, reader)) = peers("silver/gold interop") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
