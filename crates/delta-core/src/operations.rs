@@ -912,19 +912,15 @@ async fn delete_rows(
 
 /// Physical rows of a file minus the rows its deletion vector hides (from statistics).
 pub(crate) fn file_rows(snapshot: &Snapshot, add: &Add) -> u64 {
-    let records = add
-        .stats
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|v| v.get("numRecords").and_then(serde_json::Value::as_u64))
-        .unwrap_or(0);
+    let _ = snapshot;
     let hidden = add
         .deletion_vector
         .as_ref()
         .and_then(|d| u64::try_from(d.cardinality).ok())
         .unwrap_or(0);
-    let _ = snapshot;
-    records.saturating_sub(hidden)
+    crate::rewrite::num_records(add)
+        .unwrap_or(0)
+        .saturating_sub(hidden)
 }
 
 pub(crate) fn refuse_cdf_rewrites(snapshot: &Snapshot, operation: &str) -> Result<()> {

@@ -536,9 +536,11 @@ impl Rewritten {
                 staged.deletion_vectors_removed += 1;
             }
         }
+        let kept_paths: std::collections::HashSet<&str> =
+            re_added.iter().map(|a| a.path.as_str()).collect();
         let whole: Vec<&Add> = removed
             .iter()
-            .filter(|a| !re_added.iter().any(|n| n.path == a.path))
+            .filter(|a| !kept_paths.contains(a.path.as_str()))
             .collect();
         staged.files_removed = whole.len() as u64;
         staged.bytes_removed = whole
