@@ -913,14 +913,7 @@ async fn delete_rows(
 /// Physical rows of a file minus the rows its deletion vector hides (from statistics).
 pub(crate) fn file_rows(snapshot: &Snapshot, add: &Add) -> u64 {
     let _ = snapshot;
-    let hidden = add
-        .deletion_vector
-        .as_ref()
-        .and_then(|d| u64::try_from(d.cardinality).ok())
-        .unwrap_or(0);
-    crate::rewrite::num_records(add)
-        .unwrap_or(0)
-        .saturating_sub(hidden)
+    add.logical_rows().unwrap_or(0)
 }
 
 pub(crate) fn refuse_cdf_rewrites(snapshot: &Snapshot, operation: &str) -> Result<()> {

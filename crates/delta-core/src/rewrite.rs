@@ -236,7 +236,7 @@ impl Rewriter {
         FileEdit {
             add: add.clone(),
             // A deletion vector needs the file's physical row count in its statistics.
-            mark: self.mode.deletion_vectors && num_records(add).is_some(),
+            mark: self.mode.deletion_vectors && add.num_records().is_some(),
             offset: 0,
             leaving: Vec::new(),
         }
@@ -366,7 +366,7 @@ impl Rewriter {
             None => None,
         };
         let deleted = physical_rows(&leaving, old.as_ref());
-        let records = num_records(&add).unwrap_or(u64::MAX);
+        let records = add.num_records().unwrap_or(u64::MAX);
         if deleted.len() >= records {
             self.out.removed.push(add);
         } else {
@@ -578,14 +578,6 @@ impl Staged {
             }
         }
     }
-}
-
-/// The physical row count of a file, from its statistics.
-pub(crate) fn num_records(add: &Add) -> Option<u64> {
-    add.stats
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|v| v.get("numRecords").and_then(serde_json::Value::as_u64))
 }
 
 /// Statistics of a file whose rows are partly deleted: the bounds still hold, but no longer

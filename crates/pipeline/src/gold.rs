@@ -1,10 +1,12 @@
-//! The gold layer's aggregations, as pure functions from silver batches to one gold batch.
+//! The gold layer's aggregations: one accumulator per gold table, fed silver batches as a
+//! scan streams them ([`GoldTable::add`]), then turned into the gold batch
+//! ([`GoldTable::finish`]). The state held is the aggregate (per day and code, per patient,
+//! per inpatient stay), never the silver rows.
 //!
 //! * `disease_prevalence_daily`: per day and ICD-10 code, the diagnoses made, the distinct
 //!   patients diagnosed that day, and the cumulative distinct patients with the code so far.
 //! * `lab_abnormal_trends`: per day and LOINC code, the results, the high and low ones, their
 //!   rates, and the abnormal rate over the 7 calendar days ending that day.
-//!
 //! * `hospital_utilization_metrics`: per facility, department and day, inpatient admissions
 //!   and discharges, emergency visits, the average and median length of stay of the inpatient
 //!   stays admitted that day, and 30-day readmissions (an inpatient admission within 30 days
@@ -23,7 +25,7 @@ use anyhow::{Context, Result};
 use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
-use arrow::datatypes::{DataType, Date32Type, Field, Schema};
+use arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, TimestampMicrosecondType};
 
 /// Row counts as Delta's `long` (Delta has no unsigned types).
 fn as_long(values: Vec<u64>) -> Int64Array {
@@ -39,14 +41,62 @@ fn column<'a>(batch: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arr
         .with_context(|| format!("{table} has no column {name}"))
 }
 
+/// The value at `i` of a string column, owned.
+fn text(a: &StringArray, i: usize) -> Option<String> {
+    a.is_valid(i).then(|| a.value(i).to_owned())
+}
+
+/// A gold table being computed from the silver batches of its inputs.
+pub trait GoldTable {
+    /// The silver tables read and, for each, the columns used.
+    fn inputs(&self) -> &'static [(&'static str, &'static [&'static str])];
+
+    /// Fold in one batch of the silver table `input` (one of [`GoldTable::inputs`]).
+    ///
+    /// # Errors
+    /// A batch without a column this table reads.
+    fn add(&mut self, input: &str, batch: &RecordBatch) -> Result<()>;
+
+    /// The gold rows.
+    ///
+    /// # Errors
+    /// Arrow errors building the batch.
+    fn finish(self: Box<Self>) -> Result<RecordBatch>;
+}
+
+/// Feed `batches` of the single input of `table` and finish it.
+fn fold(mut table: Box<dyn GoldTable>, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let input = table.inputs()[0].0;
+    for batch in batches {
+        table.add(input, batch)?;
+    }
+    table.finish()
+}
+
 /// `gold.disease_prevalence_daily` from `silver.diagnoses_clean`.
 ///
 /// # Errors
 /// A batch without `diagnosis_date`, `icd10_code` or `patient_id`.
 pub fn disease_prevalence_daily(diagnoses: &[RecordBatch]) -> Result<RecordBatch> {
-    // (day, code) -> (diagnoses, patients that day)
-    let mut days: BTreeMap<(i32, String), (u64, HashSet<String>)> = BTreeMap::new();
-    for batch in diagnoses {
+    fold(Box::new(Prevalence::default()), diagnoses)
+}
+
+/// The accumulator of `gold.disease_prevalence_daily`.
+#[derive(Debug, Default)]
+pub struct Prevalence {
+    /// (day, code) -> (diagnoses, patients that day)
+    days: BTreeMap<(i32, String), (u64, HashSet<String>)>,
+}
+
+impl GoldTable for Prevalence {
+    fn inputs(&self) -> &'static [(&'static str, &'static [&'static str])] {
+        &[(
+            "diagnoses_clean",
+            &["diagnosis_date", "icd10_code", "patient_id"],
+        )]
+    }
+
+    fn add(&mut self, _input: &str, batch: &RecordBatch) -> Result<()> {
         let day = column(batch, "diagnosis_date", "diagnoses")?.as_primitive::<Date32Type>();
         let code = column(batch, "icd10_code", "diagnoses")?.as_string::<i32>();
         let patient = column(batch, "patient_id", "diagnoses")?.as_string::<i32>();
@@ -54,7 +104,8 @@ pub fn disease_prevalence_daily(diagnoses: &[RecordBatch]) -> Result<RecordBatch
             if day.is_null(i) || code.is_null(i) {
                 continue;
             }
-            let entry = days
+            let entry = self
+                .days
                 .entry((day.value(i), code.value(i).to_owned()))
                 .or_default();
             entry.0 += 1;
@@ -62,35 +113,39 @@ pub fn disease_prevalence_daily(diagnoses: &[RecordBatch]) -> Result<RecordBatch
                 entry.1.insert(patient.value(i).to_owned());
             }
         }
+        Ok(())
     }
-    let mut seen: BTreeMap<String, HashSet<String>> = BTreeMap::new();
-    let (mut d, mut c, mut n, mut p, mut cum) = (vec![], vec![], vec![], vec![], vec![]);
-    for ((day, code), (count, patients)) in days {
-        let so_far = seen.entry(code.clone()).or_default();
-        so_far.extend(patients.iter().cloned());
-        d.push(day);
-        n.push(count);
-        p.push(patients.len() as u64);
-        cum.push(so_far.len() as u64);
-        c.push(code);
+
+    fn finish(self: Box<Self>) -> Result<RecordBatch> {
+        let mut seen: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+        let (mut d, mut c, mut n, mut p, mut cum) = (vec![], vec![], vec![], vec![], vec![]);
+        for ((day, code), (count, patients)) in self.days {
+            let so_far = seen.entry(code.clone()).or_default();
+            p.push(patients.len() as u64);
+            so_far.extend(patients);
+            d.push(day);
+            n.push(count);
+            cum.push(so_far.len() as u64);
+            c.push(code);
+        }
+        let schema = Schema::new(vec![
+            Field::new("day", DataType::Date32, false),
+            Field::new("icd10_code", DataType::Utf8, false),
+            Field::new("new_diagnoses", DataType::Int64, false),
+            Field::new("distinct_patients", DataType::Int64, false),
+            Field::new("cumulative_patients", DataType::Int64, false),
+        ]);
+        Ok(RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Date32Array::from(d)),
+                Arc::new(StringArray::from(c)),
+                Arc::new(as_long(n)),
+                Arc::new(as_long(p)),
+                Arc::new(as_long(cum)),
+            ],
+        )?)
     }
-    let schema = Schema::new(vec![
-        Field::new("day", DataType::Date32, false),
-        Field::new("icd10_code", DataType::Utf8, false),
-        Field::new("new_diagnoses", DataType::Int64, false),
-        Field::new("distinct_patients", DataType::Int64, false),
-        Field::new("cumulative_patients", DataType::Int64, false),
-    ]);
-    Ok(RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(Date32Array::from(d)),
-            Arc::new(StringArray::from(c)),
-            Arc::new(as_long(n)),
-            Arc::new(as_long(p)),
-            Arc::new(as_long(cum)),
-        ],
-    )?)
 }
 
 /// `gold.lab_abnormal_trends` from `silver.lab_results_clean` (with its `abnormal_flag`).
@@ -98,9 +153,25 @@ pub fn disease_prevalence_daily(diagnoses: &[RecordBatch]) -> Result<RecordBatch
 /// # Errors
 /// A batch without `result_date`, `loinc_code` or `abnormal_flag`.
 pub fn lab_abnormal_trends(labs: &[RecordBatch]) -> Result<RecordBatch> {
-    // (code, day) -> (results, high, low)
-    let mut counts: BTreeMap<(String, i32), (u64, u64, u64)> = BTreeMap::new();
-    for batch in labs {
+    fold(Box::new(LabTrends::default()), labs)
+}
+
+/// The accumulator of `gold.lab_abnormal_trends`.
+#[derive(Debug, Default)]
+pub struct LabTrends {
+    /// (code, day) -> (results, high, low)
+    counts: BTreeMap<(String, i32), (u64, u64, u64)>,
+}
+
+impl GoldTable for LabTrends {
+    fn inputs(&self) -> &'static [(&'static str, &'static [&'static str])] {
+        &[(
+            "lab_results_clean",
+            &["result_date", "loinc_code", "abnormal_flag"],
+        )]
+    }
+
+    fn add(&mut self, _input: &str, batch: &RecordBatch) -> Result<()> {
         let day = column(batch, "result_date", "lab results")?.as_primitive::<Date32Type>();
         let code = column(batch, "loinc_code", "lab results")?.as_string::<i32>();
         let flag = column(batch, "abnormal_flag", "lab results")?.as_string::<i32>();
@@ -108,7 +179,8 @@ pub fn lab_abnormal_trends(labs: &[RecordBatch]) -> Result<RecordBatch> {
             if day.is_null(i) || code.is_null(i) {
                 continue;
             }
-            let entry = counts
+            let entry = self
+                .counts
                 .entry((code.value(i).to_owned(), day.value(i)))
                 .or_default();
             entry.0 += 1;
@@ -118,60 +190,66 @@ pub fn lab_abnormal_trends(labs: &[RecordBatch]) -> Result<RecordBatch> {
                 _ => {}
             }
         }
+        Ok(())
     }
-    #[allow(clippy::cast_precision_loss, reason = "a rate of row counts")]
-    let rate = |part: u64, whole: u64| {
-        if whole == 0 {
-            0.0
-        } else {
-            part as f64 / whole as f64
+
+    fn finish(self: Box<Self>) -> Result<RecordBatch> {
+        let counts = self.counts;
+        #[allow(clippy::cast_precision_loss, reason = "a rate of row counts")]
+        let rate = |part: u64, whole: u64| {
+            if whole == 0 {
+                0.0
+            } else {
+                part as f64 / whole as f64
+            }
+        };
+        // Rolling 7 days per code: the window (day - 6 ..= day) over this code's days.
+        let rows: BTreeSet<(i32, String)> = counts
+            .keys()
+            .map(|(code, day)| (*day, code.clone()))
+            .collect();
+        let (mut d, mut c, mut results, mut high, mut low) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut high_rate, mut low_rate, mut rolling) = (vec![], vec![], vec![]);
+        for (day, code) in rows {
+            let (n, h, l) = counts[&(code.clone(), day)];
+            let window = counts.range((code.clone(), day - 6)..=(code.clone(), day));
+            let (wn, wa) = window.fold((0u64, 0u64), |(wn, wa), (_, (n, h, l))| {
+                (wn + n, wa + h + l)
+            });
+            d.push(day);
+            results.push(n);
+            high.push(h);
+            low.push(l);
+            high_rate.push(rate(h, n));
+            low_rate.push(rate(l, n));
+            rolling.push(rate(wa, wn));
+            c.push(code);
         }
-    };
-    // Rolling 7 days per code: the window (day - 6 ..= day) over this code's days.
-    let mut rows: BTreeSet<(i32, String)> = BTreeSet::new();
-    for (code, day) in counts.keys() {
-        rows.insert((*day, code.clone()));
+        let schema = Schema::new(vec![
+            Field::new("day", DataType::Date32, false),
+            Field::new("loinc_code", DataType::Utf8, false),
+            Field::new("results", DataType::Int64, false),
+            Field::new("abnormal_high", DataType::Int64, false),
+            Field::new("abnormal_low", DataType::Int64, false),
+            Field::new("high_rate", DataType::Float64, false),
+            Field::new("low_rate", DataType::Float64, false),
+            Field::new("abnormal_rate_7d", DataType::Float64, false),
+        ]);
+        Ok(RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Date32Array::from(d)),
+                Arc::new(StringArray::from(c)),
+                Arc::new(as_long(results)),
+                Arc::new(as_long(high)),
+                Arc::new(as_long(low)),
+                Arc::new(Float64Array::from(high_rate)),
+                Arc::new(Float64Array::from(low_rate)),
+                Arc::new(Float64Array::from(rolling)),
+            ],
+        )?)
     }
-    let (mut d, mut c, mut results, mut high, mut low) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut high_rate, mut low_rate, mut rolling) = (vec![], vec![], vec![]);
-    for (day, code) in rows {
-        let (n, h, l) = counts[&(code.clone(), day)];
-        let window = counts.range((code.clone(), day - 6)..=(code.clone(), day));
-        let (wn, wa) = window.fold((0u64, 0u64), |(wn, wa), (_, (n, h, l))| {
-            (wn + n, wa + h + l)
-        });
-        d.push(day);
-        results.push(n);
-        high.push(h);
-        low.push(l);
-        high_rate.push(rate(h, n));
-        low_rate.push(rate(l, n));
-        rolling.push(rate(wa, wn));
-        c.push(code);
-    }
-    let schema = Schema::new(vec![
-        Field::new("day", DataType::Date32, false),
-        Field::new("loinc_code", DataType::Utf8, false),
-        Field::new("results", DataType::Int64, false),
-        Field::new("abnormal_high", DataType::Int64, false),
-        Field::new("abnormal_low", DataType::Int64, false),
-        Field::new("high_rate", DataType::Float64, false),
-        Field::new("low_rate", DataType::Float64, false),
-        Field::new("abnormal_rate_7d", DataType::Float64, false),
-    ]);
-    Ok(RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(Date32Array::from(d)),
-            Arc::new(StringArray::from(c)),
-            Arc::new(as_long(results)),
-            Arc::new(as_long(high)),
-            Arc::new(as_long(low)),
-            Arc::new(Float64Array::from(high_rate)),
-            Arc::new(Float64Array::from(low_rate)),
-            Arc::new(Float64Array::from(rolling)),
-        ],
-    )?)
 }
 
 /// ICD-10 categories counted as chronic conditions: diabetes (E10, E11), hyperlipidaemia
@@ -191,44 +269,67 @@ const DAY_MICROS: i64 = 86_400_000_000;
 /// # Errors
 /// A batch without the encounters' silver columns.
 pub fn hospital_utilization_metrics(encounters: &[RecordBatch]) -> Result<RecordBatch> {
-    #[derive(Default)]
-    struct Day {
-        admissions: u64,
-        discharges: u64,
-        emergency: u64,
-        stays: Vec<i64>,
-        readmissions: u64,
+    fold(Box::new(Utilization::default()), encounters)
+}
+
+/// Counts of one facility, department and day.
+#[derive(Debug, Default)]
+struct Day {
+    admissions: u64,
+    discharges: u64,
+    emergency: u64,
+    stays: Vec<i64>,
+    readmissions: u64,
+}
+
+/// The accumulator of `gold.hospital_utilization_metrics`.
+#[derive(Debug, Default)]
+pub struct Utilization {
+    /// Inpatient stays per patient: (admit micros, discharge micros).
+    stays: BTreeMap<String, Vec<(i64, Option<i64>)>>,
+    days: BTreeMap<(String, String, i32), Day>,
+    /// Inpatient admissions: (facility, department, day, patient, admit micros).
+    admissions: Vec<(String, String, i32, String, i64)>,
+}
+
+impl GoldTable for Utilization {
+    fn inputs(&self) -> &'static [(&'static str, &'static [&'static str])] {
+        &[(
+            "encounters_clean",
+            &[
+                "patient_id",
+                "facility",
+                "department",
+                "encounter_type",
+                "encounter_date",
+                "admit_ts",
+                "discharge_ts",
+                "length_of_stay_days",
+            ],
+        )]
     }
-    // Inpatient stays per patient: (admit micros, discharge micros).
-    let mut stays: BTreeMap<String, Vec<(i64, Option<i64>)>> = BTreeMap::new();
-    let mut days: BTreeMap<(String, String, i32), Day> = BTreeMap::new();
-    let mut admissions: Vec<(String, String, i32, String, i64)> = Vec::new();
-    for batch in encounters {
+
+    fn add(&mut self, _input: &str, batch: &RecordBatch) -> Result<()> {
         let t = "encounters";
         let patient = column(batch, "patient_id", t)?.as_string::<i32>();
         let facility = column(batch, "facility", t)?.as_string::<i32>();
         let department = column(batch, "department", t)?.as_string::<i32>();
         let kind = column(batch, "encounter_type", t)?.as_string::<i32>();
         let date = column(batch, "encounter_date", t)?.as_primitive::<Date32Type>();
-        let admit = column(batch, "admit_ts", t)?
-            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-        let discharge = column(batch, "discharge_ts", t)?
-            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-        let los =
-            column(batch, "length_of_stay_days", t)?.as_primitive::<arrow::datatypes::Int64Type>();
+        let admit = column(batch, "admit_ts", t)?.as_primitive::<TimestampMicrosecondType>();
+        let discharge =
+            column(batch, "discharge_ts", t)?.as_primitive::<TimestampMicrosecondType>();
+        let los = column(batch, "length_of_stay_days", t)?.as_primitive::<Int64Type>();
+        let day_of = |micros: i64| i32::try_from(micros.div_euclid(DAY_MICROS)).ok();
         for i in 0..batch.num_rows() {
-            let text = |a: &arrow::array::StringArray| {
-                if a.is_valid(i) {
-                    a.value(i).to_owned()
-                } else {
-                    String::new()
-                }
-            };
-            let (f, d) = (text(facility), text(department));
-            let day_of = |micros: i64| i32::try_from(micros.div_euclid(DAY_MICROS)).ok();
+            let f = text(facility, i).unwrap_or_default();
+            let d = text(department, i).unwrap_or_default();
             match kind.is_valid(i).then(|| kind.value(i)) {
                 Some("emergency") if date.is_valid(i) => {
-                    days.entry((f, d, date.value(i))).or_default().emergency += 1;
+                    self.days
+                        .entry((f, d, date.value(i)))
+                        .or_default()
+                        .emergency += 1;
                 }
                 Some("inpatient") => {
                     let admitted = admit.is_valid(i).then(|| admit.value(i));
@@ -236,91 +337,103 @@ pub fn hospital_utilization_metrics(encounters: &[RecordBatch]) -> Result<Record
                     let admit_day = admitted
                         .and_then(day_of)
                         .or_else(|| date.is_valid(i).then(|| date.value(i)));
+                    let who = text(patient, i).unwrap_or_default();
                     if let Some(day) = admit_day {
-                        let entry = days.entry((f.clone(), d.clone(), day)).or_default();
+                        let entry = self.days.entry((f.clone(), d.clone(), day)).or_default();
                         entry.admissions += 1;
                         if los.is_valid(i) {
                             entry.stays.push(los.value(i));
                         }
                         if let Some(a) = admitted {
-                            admissions.push((f.clone(), d.clone(), day, text(patient), a));
+                            self.admissions
+                                .push((f.clone(), d.clone(), day, who.clone(), a));
                         }
                     }
                     if let Some(day) = discharged.and_then(day_of) {
-                        days.entry((f, d, day)).or_default().discharges += 1;
+                        self.days.entry((f, d, day)).or_default().discharges += 1;
                     }
                     if let Some(a) = admitted {
-                        stays
-                            .entry(text(patient))
-                            .or_default()
-                            .push((a, discharged));
+                        self.stays.entry(who).or_default().push((a, discharged));
                     }
                 }
                 _ => {}
             }
         }
+        Ok(())
     }
-    // A readmission: the patient had an inpatient discharge in the 30 days before admitting.
-    for (f, d, day, patient, admitted) in admissions {
-        let readmitted = stays.get(&patient).is_some_and(|list| {
-            list.iter().any(|(_, discharged)| {
-                discharged.is_some_and(|dis| dis <= admitted && admitted - dis <= 30 * DAY_MICROS)
-            })
-        });
-        if readmitted {
-            days.entry((f, d, day)).or_default().readmissions += 1;
-        }
-    }
-    let mut out: [Vec<u64>; 4] = Default::default();
-    let (mut fac, mut dep, mut day_col, mut avg, mut median) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    for ((f, d, day), mut v) in days {
-        fac.push(f);
-        dep.push(d);
-        day_col.push(day);
-        out[0].push(v.admissions);
-        out[1].push(v.discharges);
-        out[2].push(v.emergency);
-        out[3].push(v.readmissions);
-        v.stays.sort_unstable();
-        #[allow(clippy::cast_precision_loss, reason = "days of a stay")]
-        let as_f = |x: i64| x as f64;
-        let n = v.stays.len();
-        avg.push((n > 0).then(|| v.stays.iter().map(|s| as_f(*s)).sum::<f64>() / as_f(n as i64)));
-        median.push((n > 0).then(|| {
-            if n % 2 == 1 {
-                as_f(v.stays[n / 2])
-            } else {
-                f64::midpoint(as_f(v.stays[n / 2 - 1]), as_f(v.stays[n / 2]))
+
+    fn finish(self: Box<Self>) -> Result<RecordBatch> {
+        let Utilization {
+            stays,
+            mut days,
+            admissions,
+        } = *self;
+        // A readmission: the patient had an inpatient discharge in the 30 days before
+        // admitting.
+        for (f, d, day, patient, admitted) in admissions {
+            let readmitted = stays.get(&patient).is_some_and(|list| {
+                list.iter().any(|(_, discharged)| {
+                    discharged
+                        .is_some_and(|dis| dis <= admitted && admitted - dis <= 30 * DAY_MICROS)
+                })
+            });
+            if readmitted {
+                days.entry((f, d, day)).or_default().readmissions += 1;
             }
-        }));
+        }
+        let mut out: [Vec<u64>; 4] = Default::default();
+        let (mut fac, mut dep, mut day_col, mut avg, mut median) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for ((f, d, day), mut v) in days {
+            fac.push(f);
+            dep.push(d);
+            day_col.push(day);
+            out[0].push(v.admissions);
+            out[1].push(v.discharges);
+            out[2].push(v.emergency);
+            out[3].push(v.readmissions);
+            v.stays.sort_unstable();
+            #[allow(clippy::cast_precision_loss, reason = "days of a stay")]
+            let as_f = |x: i64| x as f64;
+            let n = v.stays.len();
+            avg.push(
+                (n > 0).then(|| v.stays.iter().map(|s| as_f(*s)).sum::<f64>() / as_f(n as i64)),
+            );
+            median.push((n > 0).then(|| {
+                if n % 2 == 1 {
+                    as_f(v.stays[n / 2])
+                } else {
+                    f64::midpoint(as_f(v.stays[n / 2 - 1]), as_f(v.stays[n / 2]))
+                }
+            }));
+        }
+        let [admissions, discharges, emergency, readmissions] = out;
+        let schema = Schema::new(vec![
+            Field::new("facility", DataType::Utf8, false),
+            Field::new("department", DataType::Utf8, false),
+            Field::new("day", DataType::Date32, false),
+            Field::new("admissions", DataType::Int64, false),
+            Field::new("discharges", DataType::Int64, false),
+            Field::new("ed_visits", DataType::Int64, false),
+            Field::new("avg_length_of_stay_days", DataType::Float64, true),
+            Field::new("median_length_of_stay_days", DataType::Float64, true),
+            Field::new("readmissions_30d", DataType::Int64, false),
+        ]);
+        Ok(RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(fac)),
+                Arc::new(StringArray::from(dep)),
+                Arc::new(Date32Array::from(day_col)),
+                Arc::new(as_long(admissions)),
+                Arc::new(as_long(discharges)),
+                Arc::new(as_long(emergency)),
+                Arc::new(Float64Array::from(avg)),
+                Arc::new(Float64Array::from(median)),
+                Arc::new(as_long(readmissions)),
+            ],
+        )?)
     }
-    let [admissions, discharges, emergency, readmissions] = out;
-    let schema = Schema::new(vec![
-        Field::new("facility", DataType::Utf8, false),
-        Field::new("department", DataType::Utf8, false),
-        Field::new("day", DataType::Date32, false),
-        Field::new("admissions", DataType::Int64, false),
-        Field::new("discharges", DataType::Int64, false),
-        Field::new("ed_visits", DataType::Int64, false),
-        Field::new("avg_length_of_stay_days", DataType::Float64, true),
-        Field::new("median_length_of_stay_days", DataType::Float64, true),
-        Field::new("readmissions_30d", DataType::Int64, false),
-    ]);
-    Ok(RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(StringArray::from(fac)),
-            Arc::new(StringArray::from(dep)),
-            Arc::new(Date32Array::from(day_col)),
-            Arc::new(as_long(admissions)),
-            Arc::new(as_long(discharges)),
-            Arc::new(as_long(emergency)),
-            Arc::new(Float64Array::from(avg)),
-            Arc::new(Float64Array::from(median)),
-            Arc::new(as_long(readmissions)),
-        ],
-    )?)
 }
 
 /// The silver inputs of [`patient_clinical_summary`].
@@ -346,154 +459,238 @@ pub fn patient_clinical_summary(
     inputs: ClinicalInputs<'_>,
     as_of: chrono::NaiveDate,
 ) -> Result<RecordBatch> {
-    #[derive(Default)]
-    struct Acc {
-        encounters: u64,
-        last_visit: Option<i32>,
-        inpatient_days: i64,
-        active_medications: u64,
-        chronic: BTreeSet<String>,
-        abnormal_labs: u64,
-        last_lab: Option<i32>,
-    }
-    let mut acc: BTreeMap<String, Acc> = BTreeMap::new();
-    let text =
-        |a: &arrow::array::StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_owned());
-    for b in inputs.encounters {
-        let p = column(b, "patient_id", "encounters")?.as_string::<i32>();
-        let d = column(b, "encounter_date", "encounters")?.as_primitive::<Date32Type>();
-        let los = column(b, "length_of_stay_days", "encounters")?
-            .as_primitive::<arrow::datatypes::Int64Type>();
-        for i in 0..b.num_rows() {
-            let Some(id) = text(p, i) else { continue };
-            let a = acc.entry(id).or_default();
-            a.encounters += 1;
-            if d.is_valid(i) {
-                a.last_visit = a.last_visit.max(Some(d.value(i)));
-            }
-            if los.is_valid(i) {
-                a.inpatient_days += los.value(i);
-            }
+    let mut table: Box<dyn GoldTable> = Box::new(ClinicalSummary::new(as_of));
+    for (input, batches) in [
+        ("patients_scd", inputs.patients),
+        ("encounters_clean", inputs.encounters),
+        ("diagnoses_clean", inputs.diagnoses),
+        ("medications_clean", inputs.medications),
+        ("lab_results_clean", inputs.labs),
+    ] {
+        for batch in batches {
+            table.add(input, batch)?;
         }
     }
-    for b in inputs.diagnoses {
-        let p = column(b, "patient_id", "diagnoses")?.as_string::<i32>();
-        let c = column(b, "icd10_code", "diagnoses")?.as_string::<i32>();
-        for i in 0..b.num_rows() {
-            let (Some(id), Some(code)) = (text(p, i), text(c, i)) else {
-                continue;
-            };
-            if CHRONIC_ICD10_PREFIXES
-                .iter()
-                .any(|pre| code.starts_with(pre))
-            {
-                acc.entry(id).or_default().chronic.insert(code);
-            }
+    table.finish()
+}
+
+/// What the summary counts for one patient.
+#[derive(Debug, Default)]
+struct Acc {
+    encounters: u64,
+    last_visit: Option<i32>,
+    inpatient_days: i64,
+    active_medications: u64,
+    chronic: BTreeSet<String>,
+    abnormal_labs: u64,
+    last_lab: Option<i32>,
+}
+
+/// The demographic columns of the summary, from `patients_scd`.
+const DEMOGRAPHICS: [&str; 6] = [
+    "first_name",
+    "last_name",
+    "sex",
+    "city",
+    "state",
+    "insurance",
+];
+
+/// A current patient's demographics and birth date.
+type Demographics = ([Option<String>; DEMOGRAPHICS.len()], Option<i32>);
+
+/// The accumulator of `gold.patient_clinical_summary`.
+#[derive(Debug)]
+pub struct ClinicalSummary {
+    as_of: chrono::NaiveDate,
+    acc: BTreeMap<String, Acc>,
+    patients: BTreeMap<String, Demographics>,
+}
+
+impl ClinicalSummary {
+    /// An empty summary, ages counted at `as_of`.
+    #[must_use]
+    pub fn new(as_of: chrono::NaiveDate) -> Self {
+        Self {
+            as_of,
+            acc: BTreeMap::new(),
+            patients: BTreeMap::new(),
         }
     }
-    for b in inputs.medications {
-        let p = column(b, "patient_id", "medications")?.as_string::<i32>();
-        let active = column(b, "is_active", "medications")?.as_boolean();
-        for i in 0..b.num_rows() {
-            let Some(id) = text(p, i) else { continue };
-            if active.is_valid(i) && active.value(i) {
-                acc.entry(id).or_default().active_medications += 1;
+}
+
+impl GoldTable for ClinicalSummary {
+    fn inputs(&self) -> &'static [(&'static str, &'static [&'static str])] {
+        &[
+            (
+                "patients_scd",
+                &[
+                    "patient_id",
+                    "is_current",
+                    "birth_date",
+                    "first_name",
+                    "last_name",
+                    "sex",
+                    "city",
+                    "state",
+                    "insurance",
+                ],
+            ),
+            (
+                "encounters_clean",
+                &["patient_id", "encounter_date", "length_of_stay_days"],
+            ),
+            ("diagnoses_clean", &["patient_id", "icd10_code"]),
+            ("medications_clean", &["patient_id", "is_active"]),
+            (
+                "lab_results_clean",
+                &["patient_id", "abnormal_flag", "result_date"],
+            ),
+        ]
+    }
+
+    fn add(&mut self, input: &str, b: &RecordBatch) -> Result<()> {
+        match input {
+            "patients_scd" => {
+                let p = column(b, "patient_id", input)?.as_string::<i32>();
+                let current = column(b, "is_current", input)?.as_boolean();
+                let born = column(b, "birth_date", input)?.as_primitive::<Date32Type>();
+                let columns = DEMOGRAPHICS
+                    .iter()
+                    .map(|name| Ok(column(b, name, input)?.as_string::<i32>()))
+                    .collect::<Result<Vec<_>>>()?;
+                for i in 0..b.num_rows() {
+                    if current.is_valid(i) && current.value(i) && p.is_valid(i) {
+                        let values = std::array::from_fn(|k| text(columns[k], i));
+                        let birth = born.is_valid(i).then(|| born.value(i));
+                        self.patients.insert(p.value(i).to_owned(), (values, birth));
+                    }
+                }
+            }
+            "encounters_clean" => {
+                let p = column(b, "patient_id", input)?.as_string::<i32>();
+                let d = column(b, "encounter_date", input)?.as_primitive::<Date32Type>();
+                let los = column(b, "length_of_stay_days", input)?.as_primitive::<Int64Type>();
+                for i in 0..b.num_rows() {
+                    let Some(id) = text(p, i) else { continue };
+                    let a = self.acc.entry(id).or_default();
+                    a.encounters += 1;
+                    if d.is_valid(i) {
+                        a.last_visit = a.last_visit.max(Some(d.value(i)));
+                    }
+                    if los.is_valid(i) {
+                        a.inpatient_days += los.value(i);
+                    }
+                }
+            }
+            "diagnoses_clean" => {
+                let p = column(b, "patient_id", input)?.as_string::<i32>();
+                let c = column(b, "icd10_code", input)?.as_string::<i32>();
+                for i in 0..b.num_rows() {
+                    let (Some(id), Some(code)) = (text(p, i), text(c, i)) else {
+                        continue;
+                    };
+                    if CHRONIC_ICD10_PREFIXES
+                        .iter()
+                        .any(|pre| code.starts_with(pre))
+                    {
+                        self.acc.entry(id).or_default().chronic.insert(code);
+                    }
+                }
+            }
+            "medications_clean" => {
+                let p = column(b, "patient_id", input)?.as_string::<i32>();
+                let active = column(b, "is_active", input)?.as_boolean();
+                for i in 0..b.num_rows() {
+                    let Some(id) = text(p, i) else { continue };
+                    if active.is_valid(i) && active.value(i) {
+                        self.acc.entry(id).or_default().active_medications += 1;
+                    }
+                }
+            }
+            _ => {
+                let p = column(b, "patient_id", input)?.as_string::<i32>();
+                let f = column(b, "abnormal_flag", input)?.as_string::<i32>();
+                let d = column(b, "result_date", input)?.as_primitive::<Date32Type>();
+                for i in 0..b.num_rows() {
+                    let Some(id) = text(p, i) else { continue };
+                    let a = self.acc.entry(id).or_default();
+                    if matches!(text(f, i).as_deref(), Some("H" | "L")) {
+                        a.abnormal_labs += 1;
+                    }
+                    if d.is_valid(i) {
+                        a.last_lab = a.last_lab.max(Some(d.value(i)));
+                    }
+                }
             }
         }
+        Ok(())
     }
-    for b in inputs.labs {
-        let p = column(b, "patient_id", "lab results")?.as_string::<i32>();
-        let f = column(b, "abnormal_flag", "lab results")?.as_string::<i32>();
-        let d = column(b, "result_date", "lab results")?.as_primitive::<Date32Type>();
-        for i in 0..b.num_rows() {
-            let Some(id) = text(p, i) else { continue };
-            let a = acc.entry(id).or_default();
-            if matches!(text(f, i).as_deref(), Some("H" | "L")) {
-                a.abnormal_labs += 1;
+
+    fn finish(self: Box<Self>) -> Result<RecordBatch> {
+        let ClinicalSummary {
+            as_of,
+            mut acc,
+            patients,
+        } = *self;
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+        let mut strings: Vec<Vec<Option<String>>> = vec![Vec::new(); DEMOGRAPHICS.len()];
+        let (mut ids, mut birth, mut age) = (vec![], vec![], vec![]);
+        let mut counts: [Vec<u64>; 4] = Default::default();
+        let (mut last_visit, mut inpatient_days, mut last_lab) = (vec![], vec![], vec![]);
+        for (id, (values, born)) in patients {
+            for (k, value) in values.into_iter().enumerate() {
+                strings[k].push(value);
             }
-            if d.is_valid(i) {
-                a.last_lab = a.last_lab.max(Some(d.value(i)));
-            }
+            birth.push(born);
+            age.push(born.and_then(|d| {
+                let date = epoch.checked_add_signed(chrono::Duration::days(i64::from(d)))?;
+                as_of.years_since(date).map(i64::from)
+            }));
+            let a = acc.remove(&id).unwrap_or_default();
+            counts[0].push(a.encounters);
+            counts[1].push(a.active_medications);
+            counts[2].push(a.chronic.len() as u64);
+            counts[3].push(a.abnormal_labs);
+            last_visit.push(a.last_visit);
+            inpatient_days.push(a.inpatient_days);
+            last_lab.push(a.last_lab);
+            ids.push(id);
         }
-    }
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    let mut patients: BTreeMap<String, (RecordBatch, usize)> = BTreeMap::new();
-    for b in inputs.patients {
-        let p = column(b, "patient_id", "patients_scd")?.as_string::<i32>();
-        let current = column(b, "is_current", "patients_scd")?.as_boolean();
-        for i in 0..b.num_rows() {
-            if current.is_valid(i) && current.value(i) && p.is_valid(i) {
-                patients.insert(p.value(i).to_owned(), (b.clone(), i));
-            }
+        let mut fields = vec![Field::new("patient_id", DataType::Utf8, false)];
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(ids))];
+        for (name, values) in DEMOGRAPHICS.iter().zip(strings) {
+            fields.push(Field::new(*name, DataType::Utf8, true));
+            columns.push(Arc::new(StringArray::from(values)));
         }
+        let [encounters, active, chronic, abnormal] = counts;
+        fields.extend([
+            Field::new("birth_date", DataType::Date32, true),
+            Field::new("age", DataType::Int64, true),
+            Field::new("encounters", DataType::Int64, false),
+            Field::new("last_visit", DataType::Date32, true),
+            Field::new("inpatient_days", DataType::Int64, false),
+            Field::new("active_medications", DataType::Int64, false),
+            Field::new("chronic_conditions", DataType::Int64, false),
+            Field::new("abnormal_labs", DataType::Int64, false),
+            Field::new("last_lab_date", DataType::Date32, true),
+        ]);
+        columns.extend([
+            Arc::new(Date32Array::from(birth)) as ArrayRef,
+            Arc::new(Int64Array::from(age)),
+            Arc::new(as_long(encounters)),
+            Arc::new(Date32Array::from(last_visit)),
+            Arc::new(Int64Array::from(inpatient_days)),
+            Arc::new(as_long(active)),
+            Arc::new(as_long(chronic)),
+            Arc::new(as_long(abnormal)),
+            Arc::new(Date32Array::from(last_lab)),
+        ]);
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
     }
-    let demographics = [
-        "first_name",
-        "last_name",
-        "sex",
-        "city",
-        "state",
-        "insurance",
-    ];
-    let mut strings: Vec<Vec<Option<String>>> = vec![Vec::new(); demographics.len()];
-    let (mut ids, mut birth, mut age) = (vec![], vec![], vec![]);
-    let mut counts: [Vec<u64>; 4] = Default::default();
-    let (mut last_visit, mut inpatient_days, mut last_lab) = (vec![], vec![], vec![]);
-    for (id, (batch, i)) in patients {
-        for (k, name) in demographics.iter().enumerate() {
-            let a = column(&batch, name, "patients_scd")?.as_string::<i32>();
-            strings[k].push(text(a, i));
-        }
-        let b = column(&batch, "birth_date", "patients_scd")?.as_primitive::<Date32Type>();
-        let born = b.is_valid(i).then(|| b.value(i));
-        birth.push(born);
-        age.push(born.and_then(|d| {
-            let date = epoch.checked_add_signed(chrono::Duration::days(i64::from(d)))?;
-            as_of.years_since(date).map(i64::from)
-        }));
-        let a = acc.remove(&id).unwrap_or_default();
-        counts[0].push(a.encounters);
-        counts[1].push(a.active_medications);
-        counts[2].push(a.chronic.len() as u64);
-        counts[3].push(a.abnormal_labs);
-        last_visit.push(a.last_visit);
-        inpatient_days.push(a.inpatient_days);
-        last_lab.push(a.last_lab);
-        ids.push(id);
-    }
-    let mut fields = vec![Field::new("patient_id", DataType::Utf8, false)];
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(ids))];
-    for (name, values) in demographics.iter().zip(strings) {
-        fields.push(Field::new(*name, DataType::Utf8, true));
-        columns.push(Arc::new(StringArray::from(values)));
-    }
-    let [encounters, active, chronic, abnormal] = counts;
-    fields.extend([
-        Field::new("birth_date", DataType::Date32, true),
-        Field::new("age", DataType::Int64, true),
-        Field::new("encounters", DataType::Int64, false),
-        Field::new("last_visit", DataType::Date32, true),
-        Field::new("inpatient_days", DataType::Int64, false),
-        Field::new("active_medications", DataType::Int64, false),
-        Field::new("chronic_conditions", DataType::Int64, false),
-        Field::new("abnormal_labs", DataType::Int64, false),
-        Field::new("last_lab_date", DataType::Date32, true),
-    ]);
-    columns.extend([
-        Arc::new(Date32Array::from(birth)) as ArrayRef,
-        Arc::new(arrow::array::Int64Array::from(age)),
-        Arc::new(as_long(encounters)),
-        Arc::new(Date32Array::from(last_visit)),
-        Arc::new(arrow::array::Int64Array::from(inpatient_days)),
-        Arc::new(as_long(active)),
-        Arc::new(as_long(chronic)),
-        Arc::new(as_long(abnormal)),
-        Arc::new(Date32Array::from(last_lab)),
-    ]);
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns,
-    )?)
 }
 
 /// What the gold stage did to one table.
@@ -507,21 +704,29 @@ pub struct GoldSummary {
     pub version: Option<u64>,
 }
 
-/// The silver tables each gold table reads.
-const GOLD_INPUTS: [(&str, &[&str]); 4] = [
-    (
-        "patient_clinical_summary",
-        &[
-            "patients_scd",
-            "encounters_clean",
-            "diagnoses_clean",
-            "medications_clean",
-            "lab_results_clean",
-        ],
-    ),
-    ("hospital_utilization_metrics", &["encounters_clean"]),
-    ("disease_prevalence_daily", &["diagnoses_clean"]),
-    ("lab_abnormal_trends", &["lab_results_clean"]),
+/// The gold tables, by name, each with a fresh accumulator.
+fn gold_tables(as_of: chrono::NaiveDate) -> Vec<(&'static str, Box<dyn GoldTable + Send>)> {
+    vec![
+        (
+            "patient_clinical_summary",
+            Box::new(ClinicalSummary::new(as_of)),
+        ),
+        (
+            "hospital_utilization_metrics",
+            Box::new(Utilization::default()),
+        ),
+        ("disease_prevalence_daily", Box::new(Prevalence::default())),
+        ("lab_abnormal_trends", Box::new(LabTrends::default())),
+    ]
+}
+
+/// The order silver tables are scanned in (every input of every gold table).
+const SILVER_INPUTS: [&str; 5] = [
+    "patients_scd",
+    "encounters_clean",
+    "diagnoses_clean",
+    "medications_clean",
+    "lab_results_clean",
 ];
 
 /// Run the gold stage: each gold table is recomputed from silver and overwritten, unless
@@ -529,11 +734,15 @@ const GOLD_INPUTS: [(&str, &[&str]); 4] = [
 /// transaction (`medilake-gold-<table>`) records the sum of the bronze versions its inputs
 /// have processed, which grows whenever an input takes in new data.
 ///
+/// Each silver table is scanned once, streaming only the columns the stale gold tables
+/// read, and every batch is folded into their accumulators: memory holds the aggregates,
+/// not the silver rows.
+///
 /// # Errors
 /// Storage and commit errors; silver tables without the columns gold reads.
 pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary>> {
     use delta_core::{SaveMode, Table};
-    use futures::StreamExt;
+    use futures::{StreamExt, TryStreamExt};
     let uri = |layer: &str, name: &str| format!("{}/{layer}/{name}", lake.trim_end_matches('/'));
     let open = |layer: &str, name: &str| {
         let location = uri(layer, name);
@@ -542,40 +751,42 @@ pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary
     };
     // Snapshots first (cheap): a gold table whose inputs have not moved reads no rows.
     let mut snapshots: BTreeMap<&str, Option<(u64, delta_core::Snapshot)>> = BTreeMap::new();
-    let mut rows: BTreeMap<&str, Vec<RecordBatch>> = BTreeMap::new();
+    for input in SILVER_INPUTS {
+        let entry = match open("silver", input)?.snapshot().await {
+            Ok(snapshot) => {
+                // What the silver table holds is named by the bronze version it processed
+                // (its app transaction), not by its own version, which maintenance commits
+                // (OPTIMIZE, VACUUM) also move.
+                let processed = snapshot
+                    .app_transaction_version(&format!("medilake-silver-{input}"))
+                    .and_then(|v| u64::try_from(v).ok())
+                    .unwrap_or_else(|| snapshot.version());
+                Some((processed, snapshot))
+            }
+            Err(delta_core::Error::NotATable { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        snapshots.insert(input, entry);
+    }
     let mut out = Vec::new();
-    for (gold, inputs) in GOLD_INPUTS {
+    // The gold tables to recompute: (name, table, app id, fingerprint, accumulator).
+    let mut stale = Vec::new();
+    for (gold, accumulator) in gold_tables(as_of) {
+        let summary = GoldSummary {
+            table: format!("gold.{gold}"),
+            ..GoldSummary::default()
+        };
+        let inputs = accumulator.inputs();
         let mut fingerprint = 0u64;
         let mut missing = false;
-        for input in inputs {
-            if !snapshots.contains_key(input) {
-                let entry = match open("silver", input)?.snapshot().await {
-                    Ok(snapshot) => {
-                        // What the silver table holds is named by the bronze version it
-                        // processed (its app transaction), not by its own version, which
-                        // maintenance commits (OPTIMIZE, VACUUM) also move.
-                        let processed = snapshot
-                            .app_transaction_version(&format!("medilake-silver-{input}"))
-                            .and_then(|v| u64::try_from(v).ok())
-                            .unwrap_or_else(|| snapshot.version());
-                        Some((processed, snapshot))
-                    }
-                    Err(delta_core::Error::NotATable { .. }) => None,
-                    Err(e) => return Err(e.into()),
-                };
-                snapshots.insert(input, entry);
-            }
+        for (input, _) in inputs {
             match snapshots.get(input).and_then(Option::as_ref) {
                 Some((processed, _)) => fingerprint += processed + 1,
                 // A missing secondary input reads as empty; a missing main input (the
                 // first) leaves the gold table for a later run.
-                None => missing |= *input == inputs[0],
+                None => missing |= *input == inputs[0].0,
             }
         }
-        let mut summary = GoldSummary {
-            table: format!("gold.{gold}"),
-            ..GoldSummary::default()
-        };
         if missing {
             out.push(summary);
             continue;
@@ -589,34 +800,36 @@ pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary
             out.push(summary);
             continue;
         }
-        for input in inputs {
-            if rows.contains_key(input) {
-                continue;
-            }
-            let batches = match snapshots.get(input).and_then(Option::as_ref) {
-                Some((_, snapshot)) => snapshot.scan().build()?.collect().await?,
-                None => Vec::new(),
-            };
-            rows.insert(input, batches);
-        }
-        let batches = |name: &str| rows.get(name).map_or(&[][..], Vec::as_slice);
-        let batch = match gold {
-            "patient_clinical_summary" => patient_clinical_summary(
-                ClinicalInputs {
-                    patients: batches("patients_scd"),
-                    encounters: batches("encounters_clean"),
-                    diagnoses: batches("diagnoses_clean"),
-                    medications: batches("medications_clean"),
-                    labs: batches("lab_results_clean"),
-                },
-                as_of,
-            )?,
-            "hospital_utilization_metrics" => {
-                hospital_utilization_metrics(batches("encounters_clean"))?
-            }
-            "disease_prevalence_daily" => disease_prevalence_daily(batches("diagnoses_clean"))?,
-            _ => lab_abnormal_trends(batches("lab_results_clean"))?,
+        stale.push((summary, table, app, fingerprint, accumulator));
+    }
+    for input in SILVER_INPUTS {
+        let Some((_, snapshot)) = snapshots.get(input).and_then(Option::as_ref) else {
+            continue;
         };
+        let mut columns: BTreeSet<&str> = BTreeSet::new();
+        for (.., accumulator) in &stale {
+            for (name, used) in accumulator.inputs() {
+                if *name == input {
+                    columns.extend(used.iter().copied());
+                }
+            }
+        }
+        if columns.is_empty() {
+            continue;
+        }
+        let mut batches = snapshot.scan().with_columns(columns).build()?.execute();
+        while let Some(batch) = batches.try_next().await? {
+            for (.., accumulator) in &mut stale {
+                if accumulator.inputs().iter().any(|(name, _)| *name == input) {
+                    accumulator
+                        .add(input, &batch)
+                        .with_context(|| format!("silver.{input}"))?;
+                }
+            }
+        }
+    }
+    for (mut summary, table, app, fingerprint, accumulator) in stale {
+        let batch = accumulator.finish()?;
         summary.rows = batch.num_rows() as u64;
         let report = table
             .write()
@@ -627,6 +840,13 @@ pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary
         summary.version = report.version;
         out.push(summary);
     }
+    // Report in the gold tables' order.
+    let order: Vec<&str> = gold_tables(as_of).iter().map(|(name, _)| *name).collect();
+    out.sort_by_key(|s| {
+        order
+            .iter()
+            .position(|name| s.table.strip_prefix("gold.") == Some(*name))
+    });
     Ok(out)
 }
 

@@ -132,6 +132,29 @@ pub struct Add {
     pub clustering_provider: Option<String>,
 }
 
+impl Add {
+    /// The file's physical row count, from its statistics (`None` without `numRecords`).
+    #[must_use]
+    pub fn num_records(&self) -> Option<u64> {
+        self.stats
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .and_then(|v| v.get("numRecords").and_then(serde_json::Value::as_u64))
+    }
+
+    /// The rows a reader sees: [`Add::num_records`] minus the rows the deletion vector
+    /// hides (`None` without `numRecords`).
+    #[must_use]
+    pub fn logical_rows(&self) -> Option<u64> {
+        let hidden = self
+            .deletion_vector
+            .as_ref()
+            .and_then(|d| u64::try_from(d.cardinality).ok())
+            .unwrap_or(0);
+        self.num_records().map(|n| n.saturating_sub(hidden))
+    }
+}
+
 /// `remove`: a logical file that leaves the table (a tombstone).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

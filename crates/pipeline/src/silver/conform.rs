@@ -103,6 +103,10 @@ pub struct EntitySpec {
     pub key: &'static str,
     /// The column that orders versions of a key (`updated_at`), before ingestion order.
     pub version_column: Option<&'static str>,
+    /// The table's partitioning: (date column, derived `YYYY-MM` partition column). Months,
+    /// not days: at the bundled and generated scales a day holds too few rows per table for
+    /// files worth reading (a few KB), a month holds tens of thousands.
+    pub partition_by: Option<(&'static str, &'static str)>,
     /// The typed columns.
     pub columns: &'static [Column],
     /// The rules, in the order they are reported.

@@ -25,6 +25,7 @@ pub const PATIENTS: EntitySpec = EntitySpec {
     entity: "patients",
     table: "patients_scd",
     key: "patient_id",
+    partition_by: None,
     version_column: Some("updated_at"),
     columns: &[
         col("patient_id", Kind::Text),
@@ -83,6 +84,7 @@ pub const ENCOUNTERS: EntitySpec = EntitySpec {
     entity: "encounters",
     table: "encounters_clean",
     key: "encounter_id",
+    partition_by: Some(("encounter_date", "encounter_month")),
     version_column: None,
     columns: &[
         col("encounter_id", Kind::Text),
@@ -147,6 +149,7 @@ pub const DIAGNOSES: EntitySpec = EntitySpec {
     entity: "diagnoses",
     table: "diagnoses_clean",
     key: "diagnosis_id",
+    partition_by: None,
     version_column: None,
     columns: &[
         col("diagnosis_id", Kind::Text),
@@ -201,6 +204,7 @@ pub const PROCEDURES: EntitySpec = EntitySpec {
     entity: "procedures",
     table: "procedures_clean",
     key: "procedure_id",
+    partition_by: None,
     version_column: None,
     columns: &[
         col("procedure_id", Kind::Text),
@@ -245,6 +249,7 @@ pub const LAB_RESULTS: EntitySpec = EntitySpec {
     entity: "lab_results",
     table: "lab_results_clean",
     key: "lab_result_id",
+    partition_by: Some(("result_date", "result_month")),
     version_column: None,
     columns: &[
         col("lab_result_id", Kind::Text),
@@ -309,6 +314,7 @@ pub const MEDICATIONS: EntitySpec = EntitySpec {
     entity: "medications",
     table: "medications_clean",
     key: "medication_id",
+    partition_by: None,
     version_column: None,
     columns: &[
         col("medication_id", Kind::Text),

@@ -9,6 +9,7 @@ pub mod conform;
 pub mod entities;
 pub mod parse;
 pub mod scd2;
+pub mod spill;
 pub mod stage;
 
 use std::sync::Arc;
@@ -86,8 +87,9 @@ fn epoch_days(date: NaiveDate) -> i32 {
 /// Add the entity's derived columns: `length_of_stay_days` for encounters (whole days from
 /// admission to discharge, inpatient encounters only), `abnormal_flag` for lab results (`L`,
 /// `H` or `N` against the reference range; null without a value or a range) and `is_active`
-/// for medications (status active and no end date or one after `as_of`). Other entities
-/// are returned as they are.
+/// for medications (status active and no end date or one after `as_of`); then the
+/// partition column of a partitioned entity (`encounter_month`, `result_month`: `YYYY-MM`).
+/// Other entities are returned as they are.
 ///
 /// # Errors
 /// A batch without the columns of `spec`'s silver schema.
@@ -156,8 +158,13 @@ pub fn derive(spec: &EntitySpec, batch: &RecordBatch, as_of: NaiveDate) -> Resul
                 Arc::new(b.finish()),
             )
         }
-        _ => return Ok(batch.clone()),
+        _ => return with_partition_column(spec, batch.clone()),
     };
+    with_partition_column(spec, with_column(batch, field, values)?)
+}
+
+/// `batch` with one more column.
+fn with_column(batch: &RecordBatch, field: Field, values: ArrayRef) -> Result<RecordBatch> {
     let mut fields: Vec<Field> = batch
         .schema()
         .fields()
@@ -171,6 +178,32 @@ pub fn derive(spec: &EntitySpec, batch: &RecordBatch, as_of: NaiveDate) -> Resul
         Arc::new(Schema::new(fields)),
         columns,
     )?)
+}
+
+/// Add the spec's partition column (`YYYY-MM` of its date column, null without a date).
+fn with_partition_column(spec: &EntitySpec, batch: RecordBatch) -> Result<RecordBatch> {
+    let Some((date, month)) = spec.partition_by else {
+        return Ok(batch);
+    };
+    let days = batch
+        .column_by_name(date)
+        .with_context(|| format!("silver {} has no column {date}", spec.entity))?
+        .as_primitive::<Date32Type>();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let mut b = StringBuilder::new();
+    for i in 0..batch.num_rows() {
+        let value = days
+            .is_valid(i)
+            .then(|| epoch.checked_add_signed(chrono::Duration::days(i64::from(days.value(i)))))
+            .flatten()
+            .map(|d| d.format("%Y-%m").to_string());
+        b.append_option(value);
+    }
+    with_column(
+        &batch,
+        Field::new(month, DataType::Utf8, true),
+        Arc::new(b.finish()),
+    )
 }
 
 #[cfg(test)]

@@ -10,17 +10,22 @@
 //! `(done, latest]` are the `add`s of those commits.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::concat_batches;
+use arrow::error::ArrowError;
 use chrono::NaiveDate;
 use delta_core::action::{Action, Add};
 use delta_core::expression::parse;
 use delta_core::{Error as DeltaError, Snapshot, Table};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::conform::{EntitySpec, conform, silver_schema};
+use super::spill::{BUCKET_ROWS, BucketIter, Buckets, boundaries};
 use super::{derive, entities, latest_per_key, scd2};
 
 /// What the silver stage did to one table.
@@ -95,18 +100,18 @@ async fn new_bronze_files(
     Ok(adds)
 }
 
-/// Read `files` of `snapshot` and conform them: the rows that pass, the quarantined rows and
-/// the counts.
+/// Read `files` of `snapshot` and conform them: the rows that pass go to `rows` (when
+/// given), the quarantined rows are returned, the counts go to `summary`.
 async fn read_conformed(
     spec: &EntitySpec,
     snapshot: &Snapshot,
     files: &[Add],
     summary: &mut SilverSummary,
-) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
-    let mut rows = Vec::new();
+    mut rows: Option<&mut Buckets>,
+) -> Result<Vec<RecordBatch>> {
     let mut quarantine = Vec::new();
     if files.is_empty() {
-        return Ok((rows, quarantine));
+        return Ok(quarantine);
     }
     let mut stream = snapshot.scan().build_for(files)?.execute();
     while let Some(batch) = stream.try_next().await? {
@@ -114,12 +119,79 @@ async fn read_conformed(
         let out = conform(spec, &batch)?;
         summary.quarantined += out.quarantine.num_rows() as u64;
         summary.dropped += out.dropped;
-        rows.push(out.rows);
+        if let Some(rows) = rows.as_deref_mut() {
+            rows.push(out.rows)?;
+        }
         if out.quarantine.num_rows() > 0 {
             quarantine.push(out.quarantine);
         }
     }
-    Ok((rows, quarantine))
+    Ok(quarantine)
+}
+
+/// Key-range boundaries for the new bronze rows of `files`: none when they fit one bucket
+/// ([`BUCKET_ROWS`], counted from the files' statistics), else from a sample of their keys
+/// (a scan of the key column alone).
+async fn key_boundaries(
+    spec: &EntitySpec,
+    snapshot: &Snapshot,
+    files: &[Add],
+) -> Result<Vec<String>> {
+    let estimate: u64 = files.iter().filter_map(Add::num_records).sum();
+    if estimate <= BUCKET_ROWS {
+        return Ok(Vec::new());
+    }
+    let buckets = usize::try_from(estimate.div_ceil(BUCKET_ROWS)).unwrap_or(usize::MAX);
+    // About 256 keys per bucket are plenty for even buckets.
+    let step = usize::try_from(estimate / (256 * estimate.div_ceil(BUCKET_ROWS)))
+        .unwrap_or(1)
+        .max(1);
+    let mut sample = Vec::new();
+    let mut seen = 0usize;
+    let mut keys = snapshot
+        .scan()
+        .with_columns([spec.key])
+        .build_for(files)?
+        .execute();
+    while let Some(batch) = keys.try_next().await? {
+        let column = batch
+            .column(0)
+            .as_string_opt::<i32>()
+            .with_context(|| format!("bronze {} key {} is not a string", spec.entity, spec.key))?;
+        for key in column.iter().flatten() {
+            if seen.is_multiple_of(step) {
+                // The key as silver will see it (conform trims ids).
+                sample.push(key.trim().to_owned());
+            }
+            seen += 1;
+        }
+    }
+    Ok(boundaries(sample, buckets))
+}
+
+/// The latest record per key of every bucket, with derived fields: one batch per bucket,
+/// produced when the writer asks for it. Removed duplicates are added to `duplicates`.
+fn deduplicated(
+    spec: &'static EntitySpec,
+    buckets: BucketIter,
+    as_of: NaiveDate,
+    duplicates: Arc<AtomicU64>,
+) -> BoxStream<'static, delta_core::Result<RecordBatch>> {
+    let schema = buckets.schema().clone();
+    futures::stream::iter(buckets)
+        .map(move |bucket| {
+            let batch = || -> Result<RecordBatch> {
+                let batches = bucket?;
+                let all = concat_batches(&schema, &batches)?;
+                drop(batches);
+                let (unique, removed) = latest_per_key(spec, &all)?;
+                drop(all);
+                duplicates.fetch_add(removed, Ordering::Relaxed);
+                derive(spec, &unique, as_of)
+            };
+            batch().map_err(|e| DeltaError::Arrow(ArrowError::ExternalError(e.into())))
+        })
+        .boxed()
 }
 
 /// Append quarantined rows of `table` for bronze version `version`, once.
@@ -145,33 +217,42 @@ async fn quarantine(lake: &str, table: &str, version: u64, rows: Vec<RecordBatch
     Ok(())
 }
 
-/// Merge `rows` (of `schema`) into `target` by `on`, or create it with them, recording the
-/// app transaction. Returns (inserted, updated, version).
+/// How silver rows meet their table.
+struct Upsert<'a> {
+    /// The MERGE condition.
+    on: &'a str,
+    /// Delete target rows the source does not have (the source is the whole table).
+    by_source_delete: bool,
+    /// The partition column when the table is created.
+    partition_by: Option<&'a str>,
+}
+
+/// Merge `rows` into `target` as `how` says, or create it with them, recording the app
+/// transaction `app` at `version`. Returns (inserted, updated, version).
 async fn upsert(
     target: &Table,
     exists: bool,
-    rows: RecordBatch,
-    on: &str,
+    rows: BoxStream<'static, delta_core::Result<RecordBatch>>,
+    how: &Upsert<'_>,
     app: &str,
     version: u64,
-    by_source_delete: bool,
 ) -> Result<(u64, u64, Option<u64>)> {
     let version = i64::try_from(version)?;
-    let stream = futures::stream::iter([Ok(rows.clone())]).boxed();
     if !exists {
         let report = target
             .write()
+            .with_partition_columns(how.partition_by)
             .with_app_transaction(app, version)
-            .execute(stream)
+            .execute(rows)
             .await?;
-        return Ok((rows.num_rows() as u64, 0, report.version));
+        return Ok((report.rows_written, 0, report.version));
     }
     let mut merge = target
-        .merge(stream, parse(on)?)
+        .merge(rows, parse(how.on)?)
         .with_app_transaction(app, version)
         .when_matched_update_all(None)
         .when_not_matched_insert_all(None);
-    if by_source_delete {
+    if how.by_source_delete {
         merge = merge.when_not_matched_by_source_delete(None);
     }
     let report = merge.execute().await?;
@@ -225,7 +306,7 @@ async fn pending(
 }
 
 /// Process one non-patient entity.
-async fn entity(lake: &str, spec: &EntitySpec, as_of: NaiveDate) -> Result<SilverSummary> {
+async fn entity(lake: &str, spec: &'static EntitySpec, as_of: NaiveDate) -> Result<SilverSummary> {
     let name = spec.table;
     let mut summary = SilverSummary {
         table: format!("silver.{name}"),
@@ -242,24 +323,30 @@ async fn entity(lake: &str, spec: &EntitySpec, as_of: NaiveDate) -> Result<Silve
         latest,
         files,
     } = work;
-    let (rows, quarantined) = read_conformed(spec, &bronze_snapshot, &files, &mut summary).await?;
-    quarantine(lake, name, latest, quarantined).await?;
-    let schema = silver_schema(spec);
-    let all = concat_batches(&schema, &rows)?;
-    let (unique, duplicates) = latest_per_key(spec, &all)?;
-    summary.duplicates = duplicates;
-    let derived = derive(spec, &unique, as_of)?;
-    let on = format!("t.{key} = s.{key}", key = spec.key);
-    let (inserted, updated, version) = upsert(
-        &target,
-        target_snapshot.is_some(),
-        derived,
-        &on,
-        &app,
-        latest,
-        false,
+    // New rows beyond one bucket's worth are split into key ranges and spilled to local
+    // disk, so deduplication holds one bucket at a time.
+    let bounds = key_boundaries(spec, &bronze_snapshot, &files).await?;
+    let mut buckets = Buckets::new(silver_schema(spec), spec.key, bounds)?;
+    let quarantined = read_conformed(
+        spec,
+        &bronze_snapshot,
+        &files,
+        &mut summary,
+        Some(&mut buckets),
     )
     .await?;
+    quarantine(lake, name, latest, quarantined).await?;
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let rows = deduplicated(spec, buckets.finish()?, as_of, duplicates.clone());
+    let on = format!("t.{key} = s.{key}", key = spec.key);
+    let how = Upsert {
+        on: &on,
+        by_source_delete: false,
+        partition_by: spec.partition_by.map(|(_, month)| month),
+    };
+    let (inserted, updated, version) =
+        upsert(&target, target_snapshot.is_some(), rows, &how, &app, latest).await?;
+    summary.duplicates = duplicates.load(Ordering::Relaxed);
     summary.inserted = inserted;
     summary.updated = updated;
     summary.version = version;
@@ -287,29 +374,36 @@ async fn patients(lake: &str) -> Result<SilverSummary> {
         latest,
         files,
     } = work;
-    let (_, quarantined) = read_conformed(spec, &bronze_snapshot, &files, &mut summary).await?;
+    let quarantined = read_conformed(spec, &bronze_snapshot, &files, &mut summary, None).await?;
     quarantine(lake, name, latest, quarantined).await?;
     // The history of every record so far (a late record may reshape any version).
     let mut everything = SilverSummary::default();
-    let (all_rows, _) = read_conformed(
+    let mut all_rows = Buckets::new(silver_schema(spec), spec.key, Vec::new())?;
+    read_conformed(
         spec,
         &bronze_snapshot,
         bronze_snapshot.files(),
         &mut everything,
+        Some(&mut all_rows),
     )
     .await?;
+    let all_rows = all_rows.finish()?.collect::<Result<Vec<_>>>()?.concat();
     let all = concat_batches(&silver_schema(spec), &all_rows)?;
+    drop(all_rows);
     let history = scd2::history(&all)?;
     let before = target_snapshot.as_ref().map_or(Ok(0), count_rows)?;
     let versions = history.rows.num_rows() as u64;
     let (_, _, version) = upsert(
         &target,
         target_snapshot.is_some(),
-        history.rows,
-        "t.patient_id = s.patient_id AND t.valid_from = s.valid_from",
+        futures::stream::iter([Ok(history.rows)]).boxed(),
+        &Upsert {
+            on: "t.patient_id = s.patient_id AND t.valid_from = s.valid_from",
+            by_source_delete: true,
+            partition_by: None,
+        },
         &app,
         latest,
-        true,
     )
     .await?;
     // New records either opened versions or were absorbed into one.
@@ -322,22 +416,7 @@ async fn patients(lake: &str) -> Result<SilverSummary> {
 }
 
 fn count_rows(snapshot: &Snapshot) -> Result<u64> {
-    Ok(snapshot
-        .files()
-        .iter()
-        .map(|a| {
-            a.stats
-                .as_deref()
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-                .and_then(|v| v["numRecords"].as_u64())
-                .unwrap_or(0)
-                .saturating_sub(
-                    a.deletion_vector
-                        .as_ref()
-                        .map_or(0, |d| u64::try_from(d.cardinality).unwrap_or(0)),
-                )
-        })
-        .sum())
+    Ok(snapshot.files().iter().filter_map(Add::logical_rows).sum())
 }
 
 /// Run the silver stage over the lake at `lake` (local path or URL), as of `as_of`.
