@@ -16,6 +16,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use common::sorted_rows;
 use delta_core::Table;
+use pipeline::lake::Lake;
 use pipeline::pipeline::bronze::{self, BronzeOptions};
 use pipeline::pipeline::contract::ENTITIES;
 use serde_json::Value;
@@ -79,7 +80,7 @@ fn peers_read_every_bronze_table_of_the_sample() {
     runtime.block_on(async {
         let options = BronzeOptions::new(
             data.clone(),
-            lake.clone(),
+            Lake::open(lake.to_str().expect("utf-8"), &HashMap::new()).expect("lake"),
             1_764_000_000_000_000,
             "interop".to_owned(),
         );
@@ -130,17 +131,17 @@ fn peers_read_every_silver_and_gold_table_of_the_sample() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
     let lake = dir.path().join("lake");
-    let lake_uri = lake.to_str().expect("utf-8").to_owned();
+    let handle = Lake::open(lake.to_str().expect("utf-8"), &HashMap::new()).expect("lake");
     let as_of = chrono::NaiveDate::from_ymd_opt(2024, 6, 1).expect("date");
     let runtime = common::runtime();
     let (silver, gold) = runtime.block_on(async {
-        let options = BronzeOptions::new(data, lake.clone(), 1_764_000_000_000_000, "e2e".into());
+        let options = BronzeOptions::new(data, handle.clone(), 1_764_000_000_000_000, "e2e".into());
         let quiet: bronze::ProgressFn = Arc::new(|_| {});
         bronze::run(&options, &quiet).await.expect("bronze run");
-        let silver = pipeline::silver::stage::run(&lake_uri, as_of)
+        let silver = pipeline::silver::stage::run(&handle, as_of)
             .await
             .expect("silver");
-        let gold = pipeline::gold::run(&lake_uri, as_of).await.expect("gold");
+        let gold = pipeline::gold::run(&handle, as_of).await.expect("gold");
         (silver, gold)
     });
     for s in &silver {
@@ -194,10 +195,10 @@ fn peers_read_every_silver_and_gold_table_of_the_sample() {
     // A rerun with no new bronze data changes no silver or gold table.
     let (silver, gold) = runtime.block_on(async {
         (
-            pipeline::silver::stage::run(&lake_uri, as_of)
+            pipeline::silver::stage::run(&handle, as_of)
                 .await
                 .expect("silver"),
-            pipeline::gold::run(&lake_uri, as_of).await.expect("gold"),
+            pipeline::gold::run(&handle, as_of).await.expect("gold"),
         )
     });
     assert!(silver.iter().all(|s| s.version.is_none()), "{silver:?}");

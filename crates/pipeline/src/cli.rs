@@ -86,9 +86,11 @@ pub struct RunArgs {
     /// The source data directory.
     #[arg(long, value_name = "DIR", default_value = "./data")]
     pub data: std::path::PathBuf,
-    /// The lakehouse root (`<lake>/<layer>/<table>`).
-    #[arg(long, value_name = "DIR", default_value = "./lakehouse")]
-    pub lake: std::path::PathBuf,
+    /// The lakehouse root (`<lake>/<layer>/<table>`): a local path or a URL (`s3://`,
+    /// `az://`, `abfss://`, `gs://`, `file://`; credentials from the environment and
+    /// `--storage-option`).
+    #[arg(long, value_name = "DIR|URL", default_value = "./lakehouse")]
+    pub lake: String,
     /// The as-of date of derived fields such as medication activity (silver; default today).
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub as_of: Option<NaiveDate>,

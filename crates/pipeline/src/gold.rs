@@ -740,15 +740,10 @@ const SILVER_INPUTS: [&str; 5] = [
 ///
 /// # Errors
 /// Storage and commit errors; silver tables without the columns gold reads.
-pub async fn run(lake: &str, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary>> {
-    use delta_core::{SaveMode, Table};
+pub async fn run(lake: &crate::lake::Lake, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary>> {
+    use delta_core::SaveMode;
     use futures::{StreamExt, TryStreamExt};
-    let uri = |layer: &str, name: &str| format!("{}/{layer}/{name}", lake.trim_end_matches('/'));
-    let open = |layer: &str, name: &str| {
-        let location = uri(layer, name);
-        Table::open(&location, &std::collections::HashMap::new())
-            .with_context(|| format!("cannot open {location}"))
-    };
+    let open = |layer: &str, name: &str| lake.table(layer, name);
     // Snapshots first (cheap): a gold table whose inputs have not moved reads no rows.
     let mut snapshots: BTreeMap<&str, Option<(u64, delta_core::Snapshot)>> = BTreeMap::new();
     for input in SILVER_INPUTS {

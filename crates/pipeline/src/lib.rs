@@ -58,6 +58,7 @@ pub mod cli;
 pub mod commands;
 pub mod gold;
 pub mod input;
+pub mod lake;
 pub mod output;
 pub mod pipeline;
 pub mod silver;

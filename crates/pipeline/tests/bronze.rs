@@ -13,6 +13,7 @@ use delta_core::testing::{Fault, FaultyStore};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use pipeline::cli::Cli;
+use pipeline::lake::Lake;
 use pipeline::pipeline::bronze::{self, BronzeOptions, ProgressFn, TableSummary};
 use pipeline::pipeline::contract::ENTITIES;
 use serde_json::Value;
@@ -41,7 +42,7 @@ fn copy_sample(dir: &Path) {
 fn options(data: &Path, lake: &Path) -> BronzeOptions {
     BronzeOptions::new(
         data.to_path_buf(),
-        lake.to_path_buf(),
+        Lake::open(lake.to_str().expect("utf-8"), &Default::default()).expect("lake"),
         INGESTED_AT,
         "test-batch".to_owned(),
     )
@@ -298,11 +299,10 @@ fn faulty_options(data: &Path, lake: &Path, fault: Fault) -> (BronzeOptions, Arc
     let local: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
     let store = Arc::new(FaultyStore::new(local, fault));
     let mut options = options(data, lake);
-    let shared = store.clone();
-    options.opener = Arc::new(move |path: &Path| {
-        let url = url::Url::from_directory_path(path).expect("absolute path");
-        Table::with_store(shared.clone(), url)
-    });
+    options.lake = Lake::with_store(
+        store.clone(),
+        url::Url::from_directory_path(lake).expect("absolute path"),
+    );
     (options, store)
 }
 

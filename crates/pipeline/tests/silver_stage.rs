@@ -15,6 +15,7 @@ use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use delta_core::Table;
 use futures::StreamExt;
+use pipeline::lake::Lake;
 use pipeline::silver::stage;
 
 /// A bronze batch of `fields` (text) from `file`, lines 1.., batch `batch`.
@@ -102,7 +103,7 @@ async fn version(lake: &std::path::Path, layer: &str, name: &str) -> u64 {
 async fn silver_reconciles_reruns_nothing_and_merges_new_batches() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
-    let lake_uri = lake.to_str().unwrap();
+    let lake_uri = &Lake::open(lake.to_str().unwrap(), &HashMap::new()).unwrap();
     let as_of = chrono::NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
     append(
         lake,

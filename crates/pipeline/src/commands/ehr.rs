@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::{GenerateArgs, RunArgs, Stage};
+use crate::lake::Lake;
 use crate::output::Json;
 use crate::pipeline::bronze::{self, BronzeOptions, Progress, ProgressFn, TableSummary};
 use crate::pipeline::synth::{self, GenerateOptions};
@@ -59,16 +60,16 @@ pub async fn generate<W: Write>(args: &GenerateArgs, out: &mut W) -> Result<()> 
 ///
 /// # Errors
 /// Any failure of a stage (the stages before it stay committed; a rerun resumes).
-pub async fn run<W: Write>(args: &RunArgs, out: &mut W) -> Result<()> {
+pub async fn run<W: Write>(
+    args: &RunArgs,
+    storage_options: &HashMap<String, String>,
+    out: &mut W,
+) -> Result<()> {
     let wants = |stage: Stage| args.stages.contains(&stage);
     if wants(Stage::Bronze) && !args.data.is_dir() {
         bail!("the data directory {} does not exist", args.data.display());
     }
-    let lake = args
-        .lake
-        .to_str()
-        .with_context(|| format!("the lake path {} is not UTF-8", args.lake.display()))?
-        .to_owned();
+    let lake = Lake::open(&args.lake, storage_options)?;
     // The one clock read of a run: provenance of every row it writes.
     let now = chrono::Utc::now();
     let as_of = args.as_of.unwrap_or_else(|| now.date_naive());
@@ -77,7 +78,7 @@ pub async fn run<W: Write>(args: &RunArgs, out: &mut W) -> Result<()> {
     if wants(Stage::Bronze) {
         let options = BronzeOptions::new(
             args.data.clone(),
-            args.lake.clone(),
+            lake.clone(),
             now.timestamp_micros(),
             batch_id.clone(),
         );
@@ -118,7 +119,7 @@ pub async fn run<W: Write>(args: &RunArgs, out: &mut W) -> Result<()> {
         eprintln!("optimize: compacting, clustering and checkpointing the tables this run changed");
         let mut done = Vec::new();
         for name in &changed_tables {
-            done.push(optimize_table(&lake, name).await?);
+            done.push(crate::pipeline::optimize::table(&lake, name).await?);
         }
         stages.push(StageOutcome::Optimize(done, started.elapsed()));
     }
@@ -134,31 +135,6 @@ enum StageOutcome {
     ),
     Gold(Vec<crate::gold::GoldSummary>, std::time::Duration),
     Optimize(Vec<(String, u64, u64)>, std::time::Duration),
-}
-
-/// Tables clustered by (patient, encounter) along a Hilbert curve; the others are compacted.
-const CLUSTERED: [&str; 2] = ["silver.encounters_clean", "silver.lab_results_clean"];
-
-/// OPTIMIZE (clustering or compaction), VACUUM with the table's retention, a checkpoint.
-/// Returns (table, files removed, files added).
-async fn optimize_table(lake: &str, name: &str) -> Result<(String, u64, u64)> {
-    let (layer, table) = name
-        .split_once('.')
-        .with_context(|| format!("bad table name {name}"))?;
-    let location = format!("{}/{layer}/{table}", lake.trim_end_matches('/'));
-    let table_handle = delta_core::Table::open(&location, &HashMap::new())?;
-    let mut optimize = table_handle.optimize();
-    if CLUSTERED.contains(&name) {
-        optimize = optimize.with_zorder(
-            ["patient_id", "encounter_id"],
-            Some(delta_core::Curve::Hilbert),
-        );
-    }
-    let report = optimize.run().await?;
-    let _ = table_handle.vacuum().run().await?;
-    let snapshot = table_handle.snapshot().await?;
-    table_handle.checkpoint(&snapshot).await?;
-    Ok((name.to_owned(), report.files_removed, report.files_added))
 }
 
 fn print_stages<W: Write>(

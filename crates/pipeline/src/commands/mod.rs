@@ -40,7 +40,7 @@ pub async fn run_with_output<W: Write>(cli: Cli, out: &mut W) -> Result<()> {
     match cli.command {
         Command::Table(command) => table::run(command, &options, out).await,
         Command::Generate(args) => ehr::generate(&args, out).await,
-        Command::Run(args) => ehr::run(&args, out).await,
+        Command::Run(args) => ehr::run(&args, &options, out).await,
     }
 }
 

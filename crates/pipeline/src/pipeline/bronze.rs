@@ -14,8 +14,8 @@
 //! Each source file is one commit, carrying the Delta app transaction
 //! `medilake-bronze-<entity>` with version = the file's sequence number `seq` (1, 2, ... in
 //! ingestion order). Which file has which `seq` is kept in an intent ledger,
-//! `<lake>/bronze/_ingest_ledger/<entity>.jsonl`, appended (and synced) *before* the file's
-//! commit. On every run:
+//! `<lake>/bronze/_ingest_ledger/<entity>.jsonl`, replaced whole (one put, atomic on every
+//! store) *before* the file's commit. On every run:
 //! - `V` = the table's committed app-transaction version; ledger entries with `seq <= V` are
 //!   ingested; entries with `seq > V` are intents whose commit never happened (a crash
 //!   between writing data files and committing): they are retried first, with the same
@@ -41,7 +41,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +54,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::contract::{ENTITIES, Entity};
+use crate::lake::Lake;
 
 /// Lines per Arrow batch handed to the writer.
 pub const BATCH_ROWS: usize = 64 * 1024;
@@ -62,44 +63,28 @@ pub const CORRUPT_TABLE: &str = "_corrupt_records";
 /// Longest raw line kept in `_corrupt_records` (bytes); longer lines are cut (and say so).
 const MAX_RAW_LINE: usize = 64 * 1024;
 
-/// Opens the Delta table at a local path (tests wrap the store to inject faults).
-pub type TableOpener = Arc<dyn Fn(&Path) -> delta_core::Result<Table> + Send + Sync>;
-
 /// What a bronze run reads, where it writes, and the provenance it stamps.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BronzeOptions {
     /// The data directory (six entities as files or folders; other entries are ignored).
     pub data: PathBuf,
-    /// The lakehouse root; tables go under `<lake>/bronze/`.
-    pub lake: PathBuf,
+    /// The lakehouse; tables go under `<lake>/bronze/`.
+    pub lake: Lake,
     /// `_ingested_at`, in microseconds since the epoch (UTC).
     pub ingested_at_micros: i64,
     /// `_batch_id` of every row this run writes.
     pub batch_id: String,
-    /// How to open a table (default: [`Table::open`] on the path).
-    pub opener: TableOpener,
-}
-
-impl std::fmt::Debug for BronzeOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BronzeOptions")
-            .field("data", &self.data)
-            .field("lake", &self.lake)
-            .field("batch_id", &self.batch_id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl BronzeOptions {
-    /// Options with the default table opener.
+    /// Options for one run.
     #[must_use]
-    pub fn new(data: PathBuf, lake: PathBuf, ingested_at_micros: i64, batch_id: String) -> Self {
+    pub fn new(data: PathBuf, lake: Lake, ingested_at_micros: i64, batch_id: String) -> Self {
         Self {
             data,
             lake,
             ingested_at_micros,
             batch_id,
-            opener: Arc::new(|path: &Path| Table::open(&path.to_string_lossy(), &HashMap::new())),
         }
     }
 }
@@ -279,25 +264,25 @@ struct Intent {
     file: String,
 }
 
-fn ledger_path(lake: &Path, entity: &str) -> PathBuf {
-    lake.join("bronze")
-        .join("_ingest_ledger")
-        .join(format!("{entity}.jsonl"))
+/// The ledger of `entity`, relative to the lake root.
+fn ledger_path(entity: &str) -> String {
+    format!("bronze/_ingest_ledger/{entity}.jsonl")
 }
 
-fn read_ledger(path: &Path) -> Result<Vec<Intent>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+async fn read_ledger(lake: &Lake, relative: &str) -> Result<Vec<Intent>> {
+    let name = lake.display(relative);
+    let Some(bytes) = lake.read(relative).await? else {
+        return Ok(Vec::new());
     };
+    let text = std::str::from_utf8(&bytes).with_context(|| format!("{name} is not UTF-8"))?;
     let mut intents = Vec::new();
+    let lines = text.lines().count();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let value: Value = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not JSON", path.display(), index + 1))?;
+            .with_context(|| format!("{name} line {}: not JSON", index + 1))?;
         let seq = value.get("seq").and_then(Value::as_i64);
         let file = value.get("file").and_then(Value::as_str);
         match (seq, file) {
@@ -305,29 +290,25 @@ fn read_ledger(path: &Path) -> Result<Vec<Intent>> {
                 seq,
                 file: file.to_owned(),
             }),
-            // A torn last line (crash while appending) is an intent that never committed.
-            _ if index + 1 == text.lines().count() => {}
-            _ => bail!("{} line {}: no seq or file", path.display(), index + 1),
+            // A torn last line (a crash while a non-atomic store wrote it) is an intent
+            // that never committed.
+            _ if index + 1 == lines => {}
+            _ => bail!("{name} line {}: no seq or file", index + 1),
         }
     }
     Ok(intents)
 }
 
-/// Replace the ledger by `intents` (committed ones plus the new intent), atomically: write a
-/// temporary file, sync it, rename it over the ledger.
-fn write_ledger(path: &Path, intents: &[Intent]) -> Result<()> {
-    let dir = path.parent().context("ledger path has no parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let temp = path.with_extension("jsonl.tmp");
-    let mut file =
-        File::create(&temp).with_context(|| format!("cannot write {}", temp.display()))?;
+/// Replace the ledger by `intents` (committed ones plus the new intent) with one whole-object
+/// put: readers see the old ledger or the new one.
+async fn write_ledger(lake: &Lake, relative: &str, intents: &[Intent]) -> Result<()> {
+    let mut text = String::new();
     for intent in intents {
         let line = serde_json::json!({"seq": intent.seq, "file": intent.file});
-        writeln!(file, "{line}")?;
+        text.push_str(&line.to_string());
+        text.push('\n');
     }
-    file.sync_all()?;
-    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    lake.replace(relative, text.into()).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -687,11 +668,7 @@ fn read_file(
 /// table and the file). What was committed before the error stays committed; the next run
 /// resumes.
 pub async fn run(options: &BronzeOptions, progress: &ProgressFn) -> Result<Vec<TableSummary>> {
-    let bronze = options.lake.join("bronze");
-    std::fs::create_dir_all(&bronze)
-        .with_context(|| format!("cannot create {}", bronze.display()))?;
-    let corrupt_table = (options.opener)(&bronze.join(CORRUPT_TABLE))
-        .with_context(|| format!("cannot open bronze.{CORRUPT_TABLE}"))?;
+    let corrupt_table = options.lake.table("bronze", CORRUPT_TABLE)?;
     let mut summaries = Vec::new();
     let mut corrupt_summary = TableSummary {
         table: format!("bronze.{CORRUPT_TABLE}"),
@@ -739,12 +716,12 @@ async fn ingest_entity(
 ) -> Result<TableSummary> {
     let started = Instant::now();
     let name = format!("bronze.{}", entity.name);
-    let table = (options.opener)(&options.lake.join("bronze").join(entity.name))?;
+    let table = options.lake.table("bronze", entity.name)?;
     let app = app_id(entity.name);
     let corrupt_app = corrupt_app_id(entity.name);
     let committed = app_version(&table, &app).await?;
-    let ledger_file = ledger_path(&options.lake, entity.name);
-    let ledger = read_ledger(&ledger_file)?;
+    let ledger_file = ledger_path(entity.name);
+    let ledger = read_ledger(&options.lake, &ledger_file).await?;
     let done: Vec<Intent> = ledger
         .iter()
         .filter(|i| i.seq <= committed)
@@ -754,7 +731,7 @@ async fn ingest_entity(
         bail!(
             "the ingest ledger {} lists {} committed files but the table has committed {committed}; \
              the ledger was edited or lost",
-            ledger_file.display(),
+            options.lake.display(&ledger_file),
             done.len()
         );
     }
@@ -837,7 +814,7 @@ async fn ingest_entity(
     let mut intents = done;
     for intent in plan {
         intents.push(intent.clone());
-        write_ledger(&ledger_file, &intents)?;
+        write_ledger(&options.lake, &ledger_file, &intents).await?;
         let (outcome, version) = ingest_file(options, entity, &table, &app, &intent, progress)
             .await
             .with_context(|| format!("cannot ingest {}", intent.file))?;

@@ -10,4 +10,5 @@
 pub mod bronze;
 pub(crate) mod codes;
 pub mod contract;
+pub mod optimize;
 pub mod synth;

@@ -9,7 +9,6 @@
 //! recorded) and redoes the MERGE. Bronze is append-only, so the rows of bronze versions
 //! `(done, latest]` are the `add`s of those commits.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,6 +20,8 @@ use chrono::NaiveDate;
 use delta_core::action::{Action, Add};
 use delta_core::expression::parse;
 use delta_core::{Error as DeltaError, Snapshot, Table};
+
+use crate::lake::Lake;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
@@ -59,14 +60,6 @@ impl SilverSummary {
         self.rows_in
             == self.inserted + self.updated + self.duplicates + self.quarantined + self.dropped
     }
-}
-
-fn uri(lake: &str, layer: &str, name: &str) -> String {
-    format!("{}/{layer}/{name}", lake.trim_end_matches('/'))
-}
-
-fn open(location: &str) -> Result<Table> {
-    Table::open(location, &HashMap::new()).with_context(|| format!("cannot open {location}"))
 }
 
 /// The table's snapshot, or `None` when it does not exist yet.
@@ -130,22 +123,25 @@ async fn read_conformed(
 }
 
 /// Key-range boundaries for the new bronze rows of `files`: none when they fit one bucket
-/// ([`BUCKET_ROWS`], counted from the files' statistics), else from a sample of their keys
-/// (a scan of the key column alone).
+/// (`bucket_rows`, counted from the files' statistics), else from a sample of their keys (a
+/// scan of the key column alone).
 async fn key_boundaries(
     spec: &EntitySpec,
     snapshot: &Snapshot,
     files: &[Add],
+    bucket_rows: u64,
 ) -> Result<Vec<String>> {
     let estimate: u64 = files.iter().filter_map(Add::num_records).sum();
-    if estimate <= BUCKET_ROWS {
+    let bucket_rows = bucket_rows.max(1);
+    if estimate <= bucket_rows {
         return Ok(Vec::new());
     }
-    let buckets = usize::try_from(estimate.div_ceil(BUCKET_ROWS)).unwrap_or(usize::MAX);
+    let buckets = estimate.div_ceil(bucket_rows);
     // About 256 keys per bucket are plenty for even buckets.
-    let step = usize::try_from(estimate / (256 * estimate.div_ceil(BUCKET_ROWS)))
+    let step = usize::try_from(estimate / (256 * buckets))
         .unwrap_or(1)
         .max(1);
+    let buckets = usize::try_from(buckets).unwrap_or(usize::MAX);
     let mut sample = Vec::new();
     let mut seen = 0usize;
     let mut keys = snapshot
@@ -195,11 +191,11 @@ fn deduplicated(
 }
 
 /// Append quarantined rows of `table` for bronze version `version`, once.
-async fn quarantine(lake: &str, table: &str, version: u64, rows: Vec<RecordBatch>) -> Result<()> {
+async fn quarantine(lake: &Lake, table: &str, version: u64, rows: Vec<RecordBatch>) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let target = open(&uri(lake, "silver", "quarantine"))?;
+    let target = lake.table("silver", "quarantine")?;
     let app = format!("medilake-silver-quarantine-{table}");
     if let Some(s) = snapshot_if_any(&target).await?
         && s.app_transaction_version(&app)
@@ -274,15 +270,15 @@ struct Pending {
 /// What `spec`'s silver table still has to process, or `None` when it is up to date (or
 /// bronze does not exist yet). Records the bronze version in `summary`.
 async fn pending(
-    lake: &str,
+    lake: &Lake,
     spec: &EntitySpec,
     summary: &mut SilverSummary,
 ) -> Result<Option<Pending>> {
-    let bronze = open(&uri(lake, "bronze", spec.entity))?;
+    let bronze = lake.table("bronze", spec.entity)?;
     let Some(bronze_snapshot) = snapshot_if_any(&bronze).await? else {
         return Ok(None);
     };
-    let target = open(&uri(lake, "silver", spec.table))?;
+    let target = lake.table("silver", spec.table)?;
     let target_snapshot = snapshot_if_any(&target).await?;
     let app = format!("medilake-silver-{}", spec.table);
     let done = target_snapshot
@@ -306,7 +302,12 @@ async fn pending(
 }
 
 /// Process one non-patient entity.
-async fn entity(lake: &str, spec: &'static EntitySpec, as_of: NaiveDate) -> Result<SilverSummary> {
+async fn entity(
+    lake: &Lake,
+    spec: &'static EntitySpec,
+    as_of: NaiveDate,
+    bucket_rows: u64,
+) -> Result<SilverSummary> {
     let name = spec.table;
     let mut summary = SilverSummary {
         table: format!("silver.{name}"),
@@ -325,7 +326,7 @@ async fn entity(lake: &str, spec: &'static EntitySpec, as_of: NaiveDate) -> Resu
     } = work;
     // New rows beyond one bucket's worth are split into key ranges and spilled to local
     // disk, so deduplication holds one bucket at a time.
-    let bounds = key_boundaries(spec, &bronze_snapshot, &files).await?;
+    let bounds = key_boundaries(spec, &bronze_snapshot, &files, bucket_rows).await?;
     let mut buckets = Buckets::new(silver_schema(spec), spec.key, bounds)?;
     let quarantined = read_conformed(
         spec,
@@ -356,7 +357,7 @@ async fn entity(lake: &str, spec: &'static EntitySpec, as_of: NaiveDate) -> Resu
 /// Process patients: quarantine the new records, rebuild the SCD2 history from every
 /// record, and merge it into `patients_scd` (new versions inserted, closed ones updated,
 /// versions a late record split replaced).
-async fn patients(lake: &str) -> Result<SilverSummary> {
+async fn patients(lake: &Lake) -> Result<SilverSummary> {
     let spec = &entities::PATIENTS;
     let name = spec.table;
     let mut summary = SilverSummary {
@@ -419,14 +420,27 @@ fn count_rows(snapshot: &Snapshot) -> Result<u64> {
     Ok(snapshot.files().iter().filter_map(Add::logical_rows).sum())
 }
 
-/// Run the silver stage over the lake at `lake` (local path or URL), as of `as_of`.
+/// Run the silver stage over `lake`, as of `as_of`.
 ///
 /// # Errors
 /// Storage and commit errors, a `fail` rule, unreadable bronze tables.
-pub async fn run(lake: &str, as_of: NaiveDate) -> Result<Vec<SilverSummary>> {
+pub async fn run(lake: &Lake, as_of: NaiveDate) -> Result<Vec<SilverSummary>> {
+    run_bucketed(lake, as_of, BUCKET_ROWS).await
+}
+
+/// [`run`], deduplicating new rows in key-range buckets of about `bucket_rows` rows (the
+/// result does not depend on it; memory does).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_bucketed(
+    lake: &Lake,
+    as_of: NaiveDate,
+    bucket_rows: u64,
+) -> Result<Vec<SilverSummary>> {
     let mut out = vec![patients(lake).await?];
     for spec in entities::ALL.iter().skip(1) {
-        out.push(entity(lake, spec, as_of).await?);
+        out.push(entity(lake, spec, as_of, bucket_rows).await?);
     }
     Ok(out)
 }
