@@ -38,8 +38,47 @@ pub enum Command {
     /// Write a synthetic, deliberately dirty EHR data set (six entities, time-ordered part
     /// files, and a manifest of every injected defect).
     Generate(GenerateArgs),
-    /// Run the medallion pipeline over a data directory (only the bronze stage is built yet).
+    /// Run the medallion pipeline (bronze, silver, gold, optimize) over a data directory.
     Run(RunArgs),
+    /// The lake's tables by three-level name (`medilake.silver.patients_scd`), with
+    /// descriptions, owners and PHI tags from `<lake>/_catalog.json`.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+/// `medilake catalog ...`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Every table: version, files, rows, PHI columns and owner.
+    List(CatalogListArgs),
+    /// One table: description, owner, location, version, partitioning, and every column
+    /// with its type and tags.
+    Describe(CatalogDescribeArgs),
+}
+
+/// `medilake catalog list`.
+#[derive(Debug, Args)]
+pub struct CatalogListArgs {
+    /// The lakehouse root (a local path or a URL).
+    #[arg(long, value_name = "DIR|URL", default_value = "./lakehouse")]
+    pub lake: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `medilake catalog describe`.
+#[derive(Debug, Args)]
+pub struct CatalogDescribeArgs {
+    /// `medilake.<layer>.<table>` or `<layer>.<table>`.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The lakehouse root (a local path or a URL).
+    #[arg(long, value_name = "DIR|URL", default_value = "./lakehouse")]
+    pub lake: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `medilake generate`.

@@ -54,6 +54,7 @@
 //! [`input`] (JSON-lines, CSV and parquet input files as Arrow batches), [`output`] (how
 //! Arrow values become JSON lines, CSV or a text table).
 
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod gold;

@@ -123,6 +123,12 @@ pub async fn run<W: Write>(
         }
         stages.push(StageOutcome::Optimize(done, started.elapsed()));
     }
+    if crate::catalog::Catalog::ensure(&lake).await? {
+        eprintln!(
+            "catalog: wrote {} (descriptions, owners, PHI tags; see `medilake catalog list`)",
+            lake.display(crate::catalog::CATALOG_FILE)
+        );
+    }
     print_stages(out, args.json, &batch_id, &stages)
 }
 

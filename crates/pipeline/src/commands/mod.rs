@@ -2,6 +2,7 @@
 //! buffered writer and returns errors with enough context to name the table, the version
 //! and (through `delta_core::Error`) the file or action at fault.
 
+pub mod catalog;
 pub mod ehr;
 pub mod maintenance;
 pub mod merge;
@@ -41,6 +42,7 @@ pub async fn run_with_output<W: Write>(cli: Cli, out: &mut W) -> Result<()> {
         Command::Table(command) => table::run(command, &options, out).await,
         Command::Generate(args) => ehr::generate(&args, out).await,
         Command::Run(args) => ehr::run(&args, &options, out).await,
+        Command::Catalog(command) => catalog::run(command, &options, out).await,
     }
 }
 

@@ -617,7 +617,7 @@ fn indent(depth: usize) -> String {
     " |   ".repeat(depth.saturating_sub(1)) + " "
 }
 
-fn type_label(data_type: &DataType) -> String {
+pub(crate) fn type_label(data_type: &DataType) -> String {
     match data_type {
         DataType::Primitive(p) => p.to_string(),
         DataType::Struct(_) => "struct".to_owned(),
