@@ -702,6 +702,11 @@ pub struct GoldSummary {
     pub rows: u64,
     /// The version written, or `None` when its silver inputs had not changed.
     pub version: Option<u64>,
+    /// Data files written.
+    pub files: u64,
+    /// Wall time of finishing and writing the table, in milliseconds (the silver scans it
+    /// shares with other gold tables are not counted).
+    pub millis: u64,
 }
 
 /// The gold tables, by name, each with a fresh accumulator.
@@ -741,6 +746,19 @@ const SILVER_INPUTS: [&str; 5] = [
 /// # Errors
 /// Storage and commit errors; silver tables without the columns gold reads.
 pub async fn run(lake: &crate::lake::Lake, as_of: chrono::NaiveDate) -> Result<Vec<GoldSummary>> {
+    run_with(lake, as_of, &crate::progress::quiet).await
+}
+
+/// [`run`], reporting the silver scans and the gold writes.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    lake: &crate::lake::Lake,
+    as_of: chrono::NaiveDate,
+    progress: &crate::progress::StepFn,
+) -> Result<Vec<GoldSummary>> {
+    use crate::progress::StepProgress;
     use delta_core::SaveMode;
     use futures::{StreamExt, TryStreamExt};
     let open = |layer: &str, name: &str| lake.table(layer, name);
@@ -812,8 +830,22 @@ pub async fn run(lake: &crate::lake::Lake, as_of: chrono::NaiveDate) -> Result<V
         if columns.is_empty() {
             continue;
         }
+        let table = format!("silver.{input}");
+        progress(StepProgress::Start {
+            table: table.clone(),
+            rows: snapshot
+                .files()
+                .iter()
+                .filter_map(delta_core::action::Add::logical_rows)
+                .sum(),
+            what: "read for gold",
+        });
         let mut batches = snapshot.scan().with_columns(columns).build()?.execute();
         while let Some(batch) = batches.try_next().await? {
+            progress(StepProgress::Rows {
+                table: table.clone(),
+                rows: batch.num_rows() as u64,
+            });
             for (.., accumulator) in &mut stale {
                 if accumulator.inputs().iter().any(|(name, _)| *name == input) {
                     accumulator
@@ -822,8 +854,13 @@ pub async fn run(lake: &crate::lake::Lake, as_of: chrono::NaiveDate) -> Result<V
                 }
             }
         }
+        progress(StepProgress::Done {
+            table,
+            outcome: "read".to_owned(),
+        });
     }
     for (mut summary, table, app, fingerprint, accumulator) in stale {
+        let started = std::time::Instant::now();
         let batch = accumulator.finish()?;
         summary.rows = batch.num_rows() as u64;
         let report = table
@@ -833,6 +870,16 @@ pub async fn run(lake: &crate::lake::Lake, as_of: chrono::NaiveDate) -> Result<V
             .execute(futures::stream::iter([Ok(batch)]).boxed())
             .await?;
         summary.version = report.version;
+        summary.files = report.files_added;
+        summary.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        progress(StepProgress::Done {
+            table: summary.table.clone(),
+            outcome: format!(
+                "{} rows, version {}",
+                summary.rows,
+                report.version.unwrap_or_default()
+            ),
+        });
         out.push(summary);
     }
     // Report in the gold tables' order.

@@ -62,6 +62,7 @@ pub mod input;
 pub mod lake;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod silver;
 
 pub use commands::run;

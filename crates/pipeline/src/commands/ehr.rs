@@ -20,6 +20,7 @@ use crate::lake::Lake;
 use crate::output::Json;
 use crate::pipeline::bronze::{self, BronzeOptions, Progress, ProgressFn, TableSummary};
 use crate::pipeline::synth::{self, GenerateOptions};
+use crate::progress::StepProgress;
 
 /// `medilake generate`.
 ///
@@ -94,8 +95,20 @@ pub async fn run<W: Write>(
     let mut changed_tables: Vec<String> = Vec::new();
     if wants(Stage::Silver) {
         let started = std::time::Instant::now();
-        eprintln!("silver: conforming new bronze rows");
-        let summaries = crate::silver::stage::run(&lake, as_of).await?;
+        eprintln!("silver: conforming the bronze versions each silver table has not seen");
+        let reporter = Reporter::new(std::io::stderr().is_terminal());
+        let progress = {
+            let reporter = reporter.clone();
+            move |event| reporter.step(event)
+        };
+        let summaries = crate::silver::stage::run_with(
+            &lake,
+            as_of,
+            crate::silver::spill::BUCKET_ROWS,
+            &progress,
+        )
+        .await?;
+        reporter.finish();
         for s in &summaries {
             if s.version.is_some() {
                 changed_tables.push(s.table.clone());
@@ -106,7 +119,13 @@ pub async fn run<W: Write>(
     if wants(Stage::Gold) {
         let started = std::time::Instant::now();
         eprintln!("gold: recomputing from changed silver tables");
-        let summaries = crate::gold::run(&lake, as_of).await?;
+        let reporter = Reporter::new(std::io::stderr().is_terminal());
+        let progress = {
+            let reporter = reporter.clone();
+            move |event| reporter.step(event)
+        };
+        let summaries = crate::gold::run_with(&lake, as_of, &progress).await?;
+        reporter.finish();
         for s in &summaries {
             if s.version.is_some() {
                 changed_tables.push(s.table.clone());
@@ -130,6 +149,11 @@ pub async fn run<W: Write>(
         );
     }
     print_stages(out, args.json, &batch_id, &stages)
+}
+
+#[allow(clippy::cast_precision_loss, reason = "a duration for display")]
+fn seconds(millis: u64) -> f64 {
+    millis as f64 / 1000.0
 }
 
 /// What one stage did.
@@ -171,6 +195,7 @@ fn print_stages<W: Write>(
                                 "rowsIn": t.rows_in, "inserted": t.inserted, "updated": t.updated,
                                 "duplicates": t.duplicates, "quarantined": t.quarantined,
                                 "dropped": t.dropped, "version": t.version,
+                                "files": t.files, "millis": t.millis,
                                 "reconciles": t.reconciles(),
                             })
                         })
@@ -181,7 +206,7 @@ fn print_stages<W: Write>(
                     names.push(Json::str("gold"));
                     let tables: Vec<serde_json::Value> = s
                         .iter()
-                        .map(|t| serde_json::json!({"table": t.table, "rows": t.rows, "version": t.version}))
+                        .map(|t| serde_json::json!({"table": t.table, "rows": t.rows, "version": t.version, "files": t.files, "millis": t.millis}))
                         .collect();
                     doc.push(("gold", serde_json::Value::Array(tables)));
                 }
@@ -209,7 +234,7 @@ fn print_stages<W: Write>(
             StageOutcome::Silver(s, took) => {
                 writeln!(
                     out,
-                    "\n{:<26} {:>10} {:>9} {:>8} {:>10} {:>11} {:>7} {:>8}",
+                    "\n{:<26} {:>10} {:>9} {:>8} {:>10} {:>11} {:>7} {:>8} {:>6} {:>8}",
                     "table",
                     "rows in",
                     "inserted",
@@ -217,12 +242,14 @@ fn print_stages<W: Write>(
                     "duplicates",
                     "quarantined",
                     "dropped",
-                    "version"
+                    "version",
+                    "files",
+                    "time"
                 )?;
                 for t in s {
                     writeln!(
                         out,
-                        "{:<26} {:>10} {:>9} {:>8} {:>10} {:>11} {:>7} {:>8}",
+                        "{:<26} {:>10} {:>9} {:>8} {:>10} {:>11} {:>7} {:>8} {:>6} {:>7.2}s",
                         t.table,
                         t.rows_in,
                         t.inserted,
@@ -230,7 +257,9 @@ fn print_stages<W: Write>(
                         t.duplicates,
                         t.quarantined,
                         t.dropped,
-                        t.version.map_or_else(|| "-".to_owned(), |v| v.to_string())
+                        t.version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+                        t.files,
+                        seconds(t.millis)
                     )?;
                 }
                 let balanced = s
@@ -249,7 +278,14 @@ fn print_stages<W: Write>(
                     let v = t
                         .version
                         .map_or_else(|| "unchanged".to_owned(), |v| format!("version {v}"));
-                    writeln!(out, "{:<36} {:>8} rows  {v}", t.table, t.rows)?;
+                    writeln!(
+                        out,
+                        "{:<36} {:>8} rows  {:>3} files  {:>6.2}s  {v}",
+                        t.table,
+                        t.rows,
+                        t.files,
+                        seconds(t.millis)
+                    )?;
                 }
                 writeln!(out, "gold ({:.2}s)", took.as_secs_f64())?;
             }
@@ -415,6 +451,49 @@ impl Reporter {
                         "{table}: {file} -> version {version} ({rows} rows, {corrupt} corrupt)"
                     ),
                     Progress::Read { .. } | Progress::Done { .. } => return,
+                };
+                let mut err = std::io::stderr().lock();
+                writeln!(err, "{line}").ok();
+            }
+        }
+    }
+
+    /// A silver or gold step: a bar of rows on a terminal, plain lines otherwise.
+    fn step(&self, event: StepProgress) {
+        match &self.bars {
+            Some((multi, bars)) => {
+                let Ok(mut bars) = bars.lock() else { return };
+                match event {
+                    StepProgress::Start { table, rows, what } => {
+                        let bar = multi.add(ProgressBar::new(rows));
+                        if let Ok(style) = ProgressStyle::with_template(
+                            "{prefix:<32} {bar:30} {human_pos:>10}/{human_len:<10} rows {msg}",
+                        ) {
+                            bar.set_style(style);
+                        }
+                        bar.set_prefix(table.clone());
+                        bar.set_message(what);
+                        bars.insert(table, bar);
+                    }
+                    StepProgress::Rows { table, rows } => {
+                        if let Some(bar) = bars.get(&table) {
+                            bar.inc(rows);
+                        }
+                    }
+                    StepProgress::Done { table, outcome } => {
+                        if let Some(bar) = bars.get(&table) {
+                            bar.finish_with_message(outcome);
+                        }
+                    }
+                }
+            }
+            None => {
+                let line = match event {
+                    StepProgress::Start { table, rows, what } => {
+                        format!("{table}: {what} (about {rows} rows)")
+                    }
+                    StepProgress::Rows { .. } => return,
+                    StepProgress::Done { table, outcome } => format!("{table}: {outcome}"),
                 };
                 let mut err = std::io::stderr().lock();
                 writeln!(err, "{line}").ok();

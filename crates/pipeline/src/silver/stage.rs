@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use arrow::array::{AsArray, RecordBatch};
@@ -22,6 +23,7 @@ use delta_core::expression::parse;
 use delta_core::{Error as DeltaError, Snapshot, Table};
 
 use crate::lake::Lake;
+use crate::progress::{StepFn, StepProgress, quiet};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
@@ -51,6 +53,10 @@ pub struct SilverSummary {
     pub dropped: u64,
     /// The silver version committed, or `None` when there was nothing new.
     pub version: Option<u64>,
+    /// Bronze files read (the ones the new bronze versions added).
+    pub files: u64,
+    /// Wall time spent on the table, in milliseconds.
+    pub millis: u64,
 }
 
 impl SilverSummary {
@@ -101,6 +107,7 @@ async fn read_conformed(
     files: &[Add],
     summary: &mut SilverSummary,
     mut rows: Option<&mut Buckets>,
+    progress: &StepFn,
 ) -> Result<Vec<RecordBatch>> {
     let mut quarantine = Vec::new();
     if files.is_empty() {
@@ -109,6 +116,10 @@ async fn read_conformed(
     let mut stream = snapshot.scan().build_for(files)?.execute();
     while let Some(batch) = stream.try_next().await? {
         summary.rows_in += batch.num_rows() as u64;
+        progress(StepProgress::Rows {
+            table: summary.table.clone(),
+            rows: batch.num_rows() as u64,
+        });
         let out = conform(spec, &batch)?;
         summary.quarantined += out.quarantine.num_rows() as u64;
         summary.dropped += out.dropped;
@@ -273,6 +284,7 @@ async fn pending(
     lake: &Lake,
     spec: &EntitySpec,
     summary: &mut SilverSummary,
+    progress: &StepFn,
 ) -> Result<Option<Pending>> {
     let bronze = lake.table("bronze", spec.entity)?;
     let Some(bronze_snapshot) = snapshot_if_any(&bronze).await? else {
@@ -291,6 +303,12 @@ async fn pending(
         return Ok(None);
     }
     let files = new_bronze_files(&bronze, &bronze_snapshot, done).await?;
+    summary.files = files.len() as u64;
+    progress(StepProgress::Start {
+        table: summary.table.clone(),
+        rows: files.iter().filter_map(Add::num_records).sum(),
+        what: "conforming new bronze rows",
+    });
     Ok(Some(Pending {
         bronze_snapshot,
         target,
@@ -307,13 +325,14 @@ async fn entity(
     spec: &'static EntitySpec,
     as_of: NaiveDate,
     bucket_rows: u64,
+    progress: &StepFn,
 ) -> Result<SilverSummary> {
     let name = spec.table;
     let mut summary = SilverSummary {
         table: format!("silver.{name}"),
         ..SilverSummary::default()
     };
-    let Some(work) = pending(lake, spec, &mut summary).await? else {
+    let Some(work) = pending(lake, spec, &mut summary, progress).await? else {
         return Ok(summary);
     };
     let Pending {
@@ -334,6 +353,7 @@ async fn entity(
         &files,
         &mut summary,
         Some(&mut buckets),
+        progress,
     )
     .await?;
     quarantine(lake, name, latest, quarantined).await?;
@@ -357,14 +377,14 @@ async fn entity(
 /// Process patients: quarantine the new records, rebuild the SCD2 history from every
 /// record, and merge it into `patients_scd` (new versions inserted, closed ones updated,
 /// versions a late record split replaced).
-async fn patients(lake: &Lake) -> Result<SilverSummary> {
+async fn patients(lake: &Lake, progress: &StepFn) -> Result<SilverSummary> {
     let spec = &entities::PATIENTS;
     let name = spec.table;
     let mut summary = SilverSummary {
         table: format!("silver.{name}"),
         ..SilverSummary::default()
     };
-    let Some(work) = pending(lake, spec, &mut summary).await? else {
+    let Some(work) = pending(lake, spec, &mut summary, progress).await? else {
         return Ok(summary);
     };
     let Pending {
@@ -375,7 +395,8 @@ async fn patients(lake: &Lake) -> Result<SilverSummary> {
         latest,
         files,
     } = work;
-    let quarantined = read_conformed(spec, &bronze_snapshot, &files, &mut summary, None).await?;
+    let quarantined =
+        read_conformed(spec, &bronze_snapshot, &files, &mut summary, None, progress).await?;
     quarantine(lake, name, latest, quarantined).await?;
     // The history of every record so far (a late record may reshape any version).
     let mut everything = SilverSummary::default();
@@ -386,6 +407,7 @@ async fn patients(lake: &Lake) -> Result<SilverSummary> {
         bronze_snapshot.files(),
         &mut everything,
         Some(&mut all_rows),
+        &quiet,
     )
     .await?;
     let all_rows = all_rows.finish()?.collect::<Result<Vec<_>>>()?.concat();
@@ -420,27 +442,44 @@ fn count_rows(snapshot: &Snapshot) -> Result<u64> {
     Ok(snapshot.files().iter().filter_map(Add::logical_rows).sum())
 }
 
-/// Run the silver stage over `lake`, as of `as_of`.
+/// Run the silver stage over `lake`, as of `as_of`, quietly.
 ///
 /// # Errors
 /// Storage and commit errors, a `fail` rule, unreadable bronze tables.
 pub async fn run(lake: &Lake, as_of: NaiveDate) -> Result<Vec<SilverSummary>> {
-    run_bucketed(lake, as_of, BUCKET_ROWS).await
+    run_with(lake, as_of, BUCKET_ROWS, &quiet).await
 }
 
 /// [`run`], deduplicating new rows in key-range buckets of about `bucket_rows` rows (the
-/// result does not depend on it; memory does).
+/// result does not depend on it; memory does), reporting each table's progress.
 ///
 /// # Errors
 /// As [`run`].
-pub async fn run_bucketed(
+pub async fn run_with(
     lake: &Lake,
     as_of: NaiveDate,
     bucket_rows: u64,
+    progress: &StepFn,
 ) -> Result<Vec<SilverSummary>> {
-    let mut out = vec![patients(lake).await?];
+    let timed = |mut summary: SilverSummary, started: Instant| {
+        summary.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if summary.files > 0 {
+            progress(StepProgress::Done {
+                table: summary.table.clone(),
+                outcome: summary.version.map_or_else(
+                    || "nothing to commit".to_owned(),
+                    |v| format!("version {v}"),
+                ),
+            });
+        }
+        summary
+    };
+    let started = Instant::now();
+    let mut out = vec![timed(patients(lake, progress).await?, started)];
     for spec in entities::ALL.iter().skip(1) {
-        out.push(entity(lake, spec, as_of, bucket_rows).await?);
+        let started = Instant::now();
+        let summary = entity(lake, spec, as_of, bucket_rows, progress).await?;
+        out.push(timed(summary, started));
     }
     Ok(out)
 }
