@@ -79,7 +79,7 @@ fn peers_read_every_bronze_table_of_the_sample() {
     let runtime = common::runtime();
     runtime.block_on(async {
         let options = BronzeOptions::new(
-            data.clone(),
+            Lake::open(data.to_str().expect("utf-8"), &HashMap::new()).expect("data"),
             Lake::open(lake.to_str().expect("utf-8"), &HashMap::new()).expect("lake"),
             1_764_000_000_000_000,
             "interop".to_owned(),
@@ -135,6 +135,7 @@ fn peers_read_every_silver_and_gold_table_of_the_sample() {
     let as_of = chrono::NaiveDate::from_ymd_opt(2024, 6, 1).expect("date");
     let runtime = common::runtime();
     let (silver, gold) = runtime.block_on(async {
+        let data = Lake::open(data.to_str().expect("utf-8"), &HashMap::new()).expect("data");
         let options = BronzeOptions::new(data, handle.clone(), 1_764_000_000_000_000, "e2e".into());
         let quiet: bronze::ProgressFn = Arc::new(|_| {});
         bronze::run(&options, &quiet).await.expect("bronze run");

@@ -122,9 +122,9 @@ pub enum Stage {
 /// `medilake run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The source data directory.
-    #[arg(long, value_name = "DIR", default_value = "./data")]
-    pub data: std::path::PathBuf,
+    /// The source data directory: a local path or a URL (`s3://`, `az://`, ...).
+    #[arg(long, value_name = "DIR|URL", default_value = "./data")]
+    pub data: String,
     /// The lakehouse root (`<lake>/<layer>/<table>`): a local path or a URL (`s3://`,
     /// `az://`, `abfss://`, `gs://`, `file://`; credentials from the environment and
     /// `--storage-option`).

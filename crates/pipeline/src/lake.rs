@@ -1,18 +1,22 @@
 //! The lakehouse root: one object store and the URL under which every layer's tables live
-//! (`<lake>/<layer>/<table>`), local or remote.
+//! (`<lake>/<layer>/<table>`), local or remote. The pipeline's data directory is opened the
+//! same way (listing and streaming source files from any store).
 //!
 //! All tables of a lake share one store client (one connection pool for S3 or Azure), and
 //! the pipeline's own bookkeeping objects (the bronze ingest ledger) go through the same
 //! store, so a fault-injecting or latency-adding store wraps a whole run.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use delta_core::Table;
+use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use tokio_util::io::{StreamReader, SyncIoBridge};
 use url::Url;
 
 /// A lakehouse root.
@@ -123,6 +127,55 @@ impl Lake {
         }
     }
 
+    /// The objects directly under the directory `relative` (`""`: the root) and the names
+    /// of its subdirectories; both empty when it does not exist.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list_dir(&self, relative: &str) -> Result<(Vec<ObjectMeta>, Vec<String>)> {
+        let prefix = self.location(relative)?;
+        let listed = match self.store.list_with_delimiter(Some(&prefix)).await {
+            Ok(listed) => listed,
+            Err(object_store::Error::NotFound { .. }) => return Ok((Vec::new(), Vec::new())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot list {}", self.display(relative)));
+            }
+        };
+        let dirs = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        Ok((listed.objects, dirs))
+    }
+
+    /// A blocking reader of the object at `relative`, for a blocking thread: the file itself
+    /// on local disk, else the object's byte stream (call from within the runtime).
+    ///
+    /// # Errors
+    /// A missing object or storage errors, naming it.
+    pub async fn reader(&self, relative: &str) -> Result<Box<dyn Read + Send>> {
+        let name = self.display(relative);
+        if self.root.scheme() == "file"
+            && let Ok(path) = self
+                .root
+                .join(relative)
+                .map_err(|_| ())
+                .and_then(|u| u.to_file_path())
+        {
+            let file = std::fs::File::open(&path).with_context(|| format!("cannot open {name}"))?;
+            return Ok(Box::new(file));
+        }
+        let location = self.location(relative)?;
+        let found = self
+            .store
+            .get(&location)
+            .await
+            .with_context(|| format!("cannot open {name}"))?;
+        let stream = found.into_stream().map_err(std::io::Error::other);
+        Ok(Box::new(SyncIoBridge::new(StreamReader::new(stream))))
+    }
+
     /// Replace the object at `relative` with `bytes`, whole (a single put: readers see the
     /// old object or the new one, never a part).
     ///
@@ -163,6 +216,50 @@ mod tests {
             lake.read("bronze/_x/a.json").await.unwrap().as_deref(),
             Some(&b"{}"[..])
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn directories_list_and_objects_stream_from_any_store() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("labs")).unwrap();
+        std::fs::write(dir.path().join("labs/a.jsonl"), "{\"x\":1}\n").unwrap();
+        std::fs::write(dir.path().join("top.json"), "[]").unwrap();
+        let local = Lake::open(dir.path().to_str().unwrap(), &HashMap::new()).unwrap();
+        let memory = Lake::open("memory:///data", &HashMap::new()).unwrap();
+        memory
+            .replace("labs/a.jsonl", Bytes::from_static(b"{\"x\":1}\n"))
+            .await
+            .unwrap();
+        memory
+            .replace("top.json", Bytes::from_static(b"[]"))
+            .await
+            .unwrap();
+        for root in [local, memory] {
+            let (objects, dirs) = root.list_dir("").await.unwrap();
+            assert_eq!(dirs, ["labs"], "{root:?}");
+            assert_eq!(objects.len(), 1);
+            assert_eq!(objects[0].location.filename(), Some("top.json"));
+            let (objects, _) = root.list_dir("labs/").await.unwrap();
+            assert_eq!(objects[0].size, 8);
+            assert_eq!(root.list_dir("nothing/").await.unwrap().0.len(), 0);
+            let mut reader = root.reader("labs/a.jsonl").await.unwrap();
+            let text = tokio::task::spawn_blocking(move || {
+                let mut text = String::new();
+                reader.read_to_string(&mut text).map(|_| text)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(text, "{\"x\":1}\n");
+            let err = format!(
+                "{:#}",
+                root.reader("labs/missing.jsonl").await.err().unwrap()
+            );
+            assert!(
+                err.contains("cannot open") && err.contains("labs/missing.jsonl"),
+                "{err}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -41,7 +41,7 @@ fn copy_sample(dir: &Path) {
 
 fn options(data: &Path, lake: &Path) -> BronzeOptions {
     BronzeOptions::new(
-        data.to_path_buf(),
+        Lake::open(data.to_str().expect("utf-8"), &Default::default()).expect("data"),
         Lake::open(lake.to_str().expect("utf-8"), &Default::default()).expect("lake"),
         INGESTED_AT,
         "test-batch".to_owned(),
@@ -139,7 +139,9 @@ async fn sample_lands_in_bronze_and_reconciles() {
             })
             .count() as u64;
         // rows + corrupt = non-empty lines, from the files, the manifest and the summary.
-        let file_lines: u64 = bronze::discover(&data, &entity)
+        let root = Lake::open(data.to_str().expect("utf-8"), &Default::default()).expect("data");
+        let file_lines: u64 = bronze::discover(&root, &entity)
+            .await
             .expect("test step")
             .iter()
             .map(|f| non_empty_lines(&data.join(&f.relative)))

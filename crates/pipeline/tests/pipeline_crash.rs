@@ -41,7 +41,8 @@ fn faulty_lake(path: &Path, fault: Fault) -> (Lake, Arc<FaultyStore>) {
 }
 
 async fn bronze_stage(lake: &Lake) -> Result<()> {
-    let options = BronzeOptions::new(sample(), lake.clone(), INGESTED_AT, "crash-test".into());
+    let data = local_lake(&sample());
+    let options = BronzeOptions::new(data, lake.clone(), INGESTED_AT, "crash-test".into());
     let quiet: ProgressFn = Arc::new(|_| {});
     bronze::run(&options, &quiet).await?;
     Ok(())

@@ -67,8 +67,15 @@ pub async fn run<W: Write>(
     out: &mut W,
 ) -> Result<()> {
     let wants = |stage: Stage| args.stages.contains(&stage);
-    if wants(Stage::Bronze) && !args.data.is_dir() {
-        bail!("the data directory {} does not exist", args.data.display());
+    let data = Lake::open(&args.data, storage_options)?;
+    if wants(Stage::Bronze) {
+        let (objects, dirs) = data.list_dir("").await?;
+        if objects.is_empty() && dirs.is_empty() {
+            bail!(
+                "the data directory {} does not exist or is empty",
+                data.url()
+            );
+        }
     }
     let lake = Lake::open(&args.lake, storage_options)?;
     // The one clock read of a run: provenance of every row it writes.
@@ -78,7 +85,7 @@ pub async fn run<W: Write>(
     let mut stages = Vec::new();
     if wants(Stage::Bronze) {
         let options = BronzeOptions::new(
-            args.data.clone(),
+            data.clone(),
             lake.clone(),
             now.timestamp_micros(),
             batch_id.clone(),

@@ -40,9 +40,8 @@
 //! file, the line and the field.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -66,8 +65,9 @@ const MAX_RAW_LINE: usize = 64 * 1024;
 /// What a bronze run reads, where it writes, and the provenance it stamps.
 #[derive(Clone, Debug)]
 pub struct BronzeOptions {
-    /// The data directory (six entities as files or folders; other entries are ignored).
-    pub data: PathBuf,
+    /// The data directory (six entities as files or folders; other entries are ignored), a
+    /// local path or a URL opened like the lake.
+    pub data: Lake,
     /// The lakehouse; tables go under `<lake>/bronze/`.
     pub lake: Lake,
     /// `_ingested_at`, in microseconds since the epoch (UTC).
@@ -79,7 +79,7 @@ pub struct BronzeOptions {
 impl BronzeOptions {
     /// Options for one run.
     #[must_use]
-    pub fn new(data: PathBuf, lake: Lake, ingested_at_micros: i64, batch_id: String) -> Self {
+    pub fn new(data: Lake, lake: Lake, ingested_at_micros: i64, batch_id: String) -> Self {
         Self {
             data,
             lake,
@@ -222,32 +222,32 @@ pub struct SourceFile {
 ///
 /// # Errors
 /// Unreadable directories.
-pub fn discover(data: &Path, entity: &Entity) -> Result<Vec<SourceFile>> {
+pub async fn discover(data: &Lake, entity: &Entity) -> Result<Vec<SourceFile>> {
     let mut files = Vec::new();
-    let single = data.join(format!("{}.json", entity.name));
-    if single.is_file() {
+    let single = format!("{}.json", entity.name);
+    let (objects, _) = data.list_dir("").await?;
+    if let Some(object) = objects
+        .iter()
+        .find(|o| o.location.filename() == Some(single.as_str()))
+    {
         files.push(SourceFile {
-            relative: format!("{}.json", entity.name),
-            bytes: single.metadata()?.len(),
+            relative: single,
+            bytes: object.size,
         });
     }
-    let dir = data.join(entity.name);
-    if dir.is_dir() {
-        for item in
-            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
-        {
-            let item = item?;
-            let name = item.file_name().to_string_lossy().into_owned();
-            let path = item.path();
-            let wanted = Path::new(&name)
-                .extension()
-                .is_some_and(|e| e == "json" || e == "jsonl");
-            if wanted && path.is_file() && !name.starts_with('.') {
-                files.push(SourceFile {
-                    relative: format!("{}/{name}", entity.name),
-                    bytes: item.metadata()?.len(),
-                });
-            }
+    let (objects, _) = data.list_dir(&format!("{}/", entity.name)).await?;
+    for object in objects {
+        let Some(name) = object.location.filename() else {
+            continue;
+        };
+        let wanted = Path::new(name)
+            .extension()
+            .is_some_and(|e| e == "json" || e == "jsonl");
+        if wanted && !name.starts_with('.') {
+            files.push(SourceFile {
+                relative: format!("{}/{name}", entity.name),
+                bytes: object.size,
+            });
         }
     }
     files.sort_by(|a, b| a.relative.cmp(&b.relative));
@@ -600,19 +600,19 @@ impl<R: BufRead> Records<R> {
 
 /// Read `file` on the calling (blocking) thread, sending batches to `sender` when given.
 fn read_file(
-    path: &Path,
+    name: &str,
+    file: Box<dyn Read + Send>,
     builder: &mut BatchBuilder,
     sender: Option<&tokio::sync::mpsc::Sender<Result<RecordBatch>>>,
     progress: &dyn Fn(u64),
 ) -> Result<FileOutcome> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut records = Records::new(BufReader::with_capacity(1 << 20, file));
     let mut outcome = FileOutcome::default();
     let mut reported = 0u64;
     loop {
-        let record = records.next_record().with_context(|| {
-            format!("cannot read {} near line {}", path.display(), records.line)
-        })?;
+        let record = records
+            .next_record()
+            .with_context(|| format!("cannot read {name} near line {}", records.line))?;
         let Some(record) = record else { break };
         outcome.rows_in += 1;
         match builder.push(&record) {
@@ -745,17 +745,19 @@ async fn ingest_entity(
     if corrupt_committed < committed
         && let Some(last) = done.last()
     {
-        let path = options.data.join(&last.file);
+        let name = options.data.display(&last.file);
+        let file = options.data.reader(&last.file).await?;
         let mut builder = BatchBuilder::new(
             *entity,
             &last.file,
             options.ingested_at_micros,
             &options.batch_id,
         );
-        let outcome =
-            tokio::task::spawn_blocking(move || read_file(&path, &mut builder, None, &|_| {}))
-                .await
-                .context("the reader task failed")??;
+        let outcome = tokio::task::spawn_blocking(move || {
+            read_file(&name, file, &mut builder, None, &|_| {})
+        })
+        .await
+        .context("the reader task failed")??;
         commit_corrupt(
             options,
             entity,
@@ -768,7 +770,7 @@ async fn ingest_entity(
         .await?;
     }
 
-    let available = discover(&options.data, entity)?;
+    let available = discover(&options.data, entity).await?;
     let known: BTreeSet<&str> = ledger.iter().map(|i| i.file.as_str()).collect();
     let mut plan: Vec<Intent> = ledger
         .iter()
@@ -874,7 +876,8 @@ async fn ingest_file(
     intent: &Intent,
     progress: &ProgressFn,
 ) -> Result<(FileOutcome, u64)> {
-    let path = options.data.join(&intent.file);
+    let name = options.data.display(&intent.file);
+    let file = options.data.reader(&intent.file).await?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
     let mut builder = BatchBuilder::new(
         *entity,
@@ -885,7 +888,7 @@ async fn ingest_file(
     let table_name = format!("bronze.{}", entity.name);
     let reporter = progress.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        let result = read_file(&path, &mut builder, Some(&sender), &|bytes| {
+        let result = read_file(&name, file, &mut builder, Some(&sender), &|bytes| {
             reporter(Progress::Read {
                 table: table_name.clone(),
                 bytes,
