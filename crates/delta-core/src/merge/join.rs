@@ -88,19 +88,78 @@ const FILTER_BITS_PER_KEY: usize = 16;
 /// A blocked Bloom filter (two bits in one 64-bit word per key, 2 bytes per key) sits in
 /// front of the map: most target rows match no source key, and the filter, unlike the map,
 /// stays in the CPU cache, so a miss costs one cached word instead of a random memory access.
+///
+/// Large sources are split into two shards by one bit of the key hash (bit 56: not among the
+/// bits the map's control bytes or the filter's word index use), built on two threads; a probe
+/// looks into the one shard its hash names.
 pub(crate) struct KeyIndex {
     converter: Option<RowConverter>,
     rows: KeyBytes,
+    shards: Vec<Shard>,
+}
+
+/// The filter, heads and chains of the source rows whose hashes fall in one shard.
+struct Shard {
     filter: Vec<u64>,
     heads: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
+    /// The next source row with the same hash (indexed by source row; rows of other shards
+    /// are never visited).
     next: Vec<u32>,
+}
+
+/// Sources of at least this many rows are indexed in two shards on two threads.
+const SHARDED_ROWS: usize = 1 << 17;
+
+/// The shard of a hash among `shards` (1 or 2).
+fn shard_of(hash: u64, shards: usize) -> usize {
+    usize::try_from(hash >> 56).unwrap_or(0) & (shards - 1)
+}
+
+impl Shard {
+    /// The shard `shard` of `shards` over `rows` (`count` rows, `valid` masking NULL keys).
+    fn build(
+        rows: &KeyBytes,
+        valid: Option<&NullBuffer>,
+        count: u32,
+        shard: usize,
+        shards: usize,
+    ) -> Self {
+        let expected = (count as usize).div_ceil(shards);
+        let mut heads: HashMap<u64, u32, BuildHasherDefault<PassThrough>> =
+            HashMap::with_capacity_and_hasher(expected, BuildHasherDefault::default());
+        let mut next = vec![END; count as usize];
+        let words = (expected.max(1) * FILTER_BITS_PER_KEY / 64).next_power_of_two();
+        let mut filter = vec![0u64; words];
+        // Insert from the last row to the first so that every chain runs in source order.
+        for row in (0..count).rev() {
+            let i = row as usize;
+            if valid.is_some_and(|v| v.is_null(i)) {
+                continue;
+            }
+            let hash = hash_key(rows.get(i));
+            if shard_of(hash, shards) != shard {
+                continue;
+            }
+            let (word, bits) = filter_slot(hash, filter.len());
+            filter[word] |= bits;
+            let head = heads.entry(hash).or_insert(END);
+            next[i] = *head;
+            *head = row;
+        }
+        Self {
+            filter,
+            heads,
+            next,
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyIndex")
-            .field("rows", &self.next.len())
-            .field("hashes", &self.heads.len())
+            .field("rows", &self.rows.len())
+            .field("hashes", &self.distinct_hashes())
+            .field("shards", &self.shards.len())
             .finish_non_exhaustive()
     }
 }
@@ -140,36 +199,38 @@ impl KeyIndex {
                 crate::Error::invalid("a MERGE source may hold at most 4 billion rows")
             })?;
         let valid = valid_rows(keys);
-        let mut heads: HashMap<u64, u32, BuildHasherDefault<PassThrough>> =
-            HashMap::with_capacity_and_hasher(count, BuildHasherDefault::default());
-        let mut next = vec![END; count];
-        let words = (count.max(1) * FILTER_BITS_PER_KEY / 64).next_power_of_two();
-        let mut filter = vec![0u64; words];
-        // Insert from the last row to the first so that every chain runs in source order.
-        for row in (0..count_u32).rev() {
-            let i = row as usize;
-            if valid.as_ref().is_some_and(|v| v.is_null(i)) {
-                continue;
-            }
-            let hash = hash_key(rows.get(i));
-            let (word, bits) = filter_slot(hash, filter.len());
-            filter[word] |= bits;
-            let head = heads.entry(hash).or_insert(END);
-            next[i] = *head;
-            *head = row;
-        }
+        let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let shards = if count >= SHARDED_ROWS && parallel > 1 {
+            2
+        } else {
+            1
+        };
+        let shards = if shards == 1 {
+            vec![Shard::build(&rows, valid.as_ref(), count_u32, 0, 1)]
+        } else {
+            let (rows, valid) = (&rows, valid.as_ref());
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..shards)
+                    .map(|shard| {
+                        scope.spawn(move || Shard::build(rows, valid, count_u32, shard, shards))
+                    })
+                    .collect();
+                threads
+                    .into_iter()
+                    .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
         Ok(Self {
             converter,
             rows,
-            filter,
-            heads,
-            next,
+            shards,
         })
     }
 
     /// How many distinct key hashes the index holds (a lower bound of the distinct keys).
     pub(crate) fn distinct_hashes(&self) -> usize {
-        self.heads.len()
+        self.shards.iter().map(|s| s.heads.len()).sum()
     }
 
     /// The pairs of (target row, source row) whose keys are equal.
@@ -186,11 +247,12 @@ impl KeyIndex {
             }
             let key = rows.get(i);
             let hash = hash_key(key);
-            let (word, bits) = filter_slot(hash, self.filter.len());
-            if self.filter[word] & bits != bits {
+            let shard = &self.shards[shard_of(hash, self.shards.len())];
+            let (word, bits) = filter_slot(hash, shard.filter.len());
+            if shard.filter[word] & bits != bits {
                 continue;
             }
-            let Some(&head) = self.heads.get(&hash) else {
+            let Some(&head) = shard.heads.get(&hash) else {
                 continue;
             };
             let mut source = head;
@@ -200,7 +262,7 @@ impl KeyIndex {
                     pairs.target.push(u32::try_from(i).unwrap_or(END));
                     pairs.source.push(source);
                 }
-                source = self.next[s];
+                source = shard.next[s];
             }
         }
         Ok(pairs)
@@ -336,6 +398,41 @@ mod tests {
         assert_eq!(pairs.target, vec![0, 0, 2]);
         assert_eq!(pairs.source, vec![0, 2, 4]);
         assert_eq!(index.distinct_hashes(), 3);
+    }
+
+    #[test]
+    fn a_sharded_index_finds_what_one_shard_finds() {
+        // Enough rows for two shards, with duplicates and NULLs.
+        let n = SHARDED_ROWS as i64 + 1000;
+        let source: Vec<Option<i64>> = (0..n)
+            .map(|i| (i % 97 != 0).then_some(i % (n - 500)))
+            .collect();
+        let probe: Vec<Option<i64>> = (0..5000).map(|i| Some(i * 41 % (n + 300))).collect();
+        let index = KeyIndex::build(&[ints(&source)]).unwrap();
+        assert!(
+            index.shards.len() > 1
+                || std::thread::available_parallelism().map_or(1, |p| p.get()) == 1
+        );
+        let got = index.probe(&[ints(&probe)]).unwrap();
+        // The pairs a plain scan finds, in target order then source order.
+        let mut positions: std::collections::HashMap<i64, Vec<u32>> = Default::default();
+        for (s, value) in source.iter().enumerate() {
+            if let Some(v) = value {
+                positions.entry(*v).or_default().push(s as u32);
+            }
+        }
+        let (mut target, mut src) = (Vec::new(), Vec::new());
+        for (t, key) in probe.iter().enumerate() {
+            for s in key.and_then(|k| positions.get(&k)).into_iter().flatten() {
+                target.push(t as u32);
+                src.push(*s);
+            }
+        }
+        assert!(!target.is_empty());
+        assert_eq!(got.target, target);
+        assert_eq!(got.source, src);
+        let distinct: std::collections::HashSet<_> = source.iter().flatten().collect();
+        assert_eq!(index.distinct_hashes(), distinct.len());
     }
 
     #[test]
