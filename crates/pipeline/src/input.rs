@@ -541,6 +541,98 @@ enum Source {
     Json(Box<JsonLines>),
     Csv(Box<arrow::csv::Reader<File>>, SchemaRef),
     Parquet(ParquetRecordBatchReader),
+    SplitParquet(SplitParquet),
+}
+
+/// Parquet files at least this large, with two or more columns, are decoded by two threads,
+/// each reading half of the columns (one row group cannot be split by rows).
+const SPLIT_PARQUET_BYTES: u64 = 4 << 20;
+
+/// A parquet file decoded as two column halves: the second half on its own thread, a few
+/// batches ahead, the first half here; batch `i` of both covers the same rows (same row
+/// groups, same batch size), so they are put side by side in the file's column order.
+struct SplitParquet {
+    first: ParquetRecordBatchReader,
+    second: std::sync::mpsc::Receiver<std::result::Result<RecordBatch, String>>,
+    schema: SchemaRef,
+    /// For every output column: (half, index in that half).
+    order: Vec<(usize, usize)>,
+}
+
+impl SplitParquet {
+    /// `None` when the file is small, has one column, or the machine one core.
+    fn open(file: &InputFile) -> Result<Option<Self>> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let handle = file.open()?;
+        let bytes = handle.metadata().map(|m| m.len()).unwrap_or(0);
+        if cores < 2 || bytes < SPLIT_PARQUET_BYTES {
+            return Ok(None);
+        }
+        let unreadable = || format!("input file {} is not a readable parquet file", file.name);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(handle).with_context(unreadable)?;
+        let roots = builder.parquet_schema().root_schema().get_fields().len();
+        if roots < 2 {
+            return Ok(None);
+        }
+        let schema = builder.schema().clone();
+        let mask = |range: std::ops::Range<usize>| {
+            parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), range)
+        };
+        let (first_mask, second_mask) = (mask(0..roots / 2), mask(roots / 2..roots));
+        let second = ParquetRecordBatchReaderBuilder::try_new(file.open()?)
+            .and_then(|b| {
+                b.with_batch_size(BATCH_ROWS)
+                    .with_projection(second_mask)
+                    .build()
+            })
+            .with_context(unreadable)?;
+        let first = builder
+            .with_batch_size(BATCH_ROWS)
+            .with_projection(first_mask)
+            .build()
+            .with_context(unreadable)?;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        std::thread::spawn(move || {
+            for batch in second {
+                if sender.send(batch.map_err(|e| e.to_string())).is_err() {
+                    break;
+                }
+            }
+        });
+        // Root columns map one to one onto Arrow's top-level fields.
+        let half = roots / 2;
+        let order = (0..schema.fields().len())
+            .map(|i| if i < half { (0, i) } else { (1, i - half) })
+            .collect();
+        Ok(Some(Self {
+            first,
+            second: receiver,
+            schema,
+            order,
+        }))
+    }
+
+    fn next(&mut self) -> Option<std::result::Result<RecordBatch, String>> {
+        let first = match self.first.next()? {
+            Ok(batch) => batch,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let second = match self.second.recv() {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(e)) => return Some(Err(e)),
+            Err(_) => return Some(Err("the second half of the columns ended early".into())),
+        };
+        if first.num_rows() != second.num_rows() {
+            return Some(Err("the column halves disagree on the row count".into()));
+        }
+        let halves = [&first, &second];
+        let columns = self
+            .order
+            .iter()
+            .map(|(half, i)| halves[*half].column(*i).clone())
+            .collect();
+        Some(RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| e.to_string()))
+    }
 }
 
 impl Iterator for InputBatches {
@@ -595,6 +687,9 @@ impl FileBatches {
                     .map_err(|e| anyhow!("input file {}: {}", file.name, redact(&e.to_string())))?;
                 Source::Csv(Box::new(reader), schema)
             }
+            Reading::Parquet if let Some(split) = SplitParquet::open(&file)? => {
+                Source::SplitParquet(split)
+            }
             Reading::Parquet => {
                 let reader = ParquetRecordBatchReaderBuilder::try_new(file.open()?)
                     .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
@@ -624,6 +719,13 @@ impl FileBatches {
                     "input file {name}: cannot read parquet rows after row {}: {}",
                     self.rows,
                     redact(&e.to_string())
+                )
+            }),
+            Source::SplitParquet(reader) => reader.next().transpose().map_err(|e| {
+                anyhow!(
+                    "input file {name}: cannot read parquet rows after row {}: {}",
+                    self.rows,
+                    redact(&e)
                 )
             }),
         }
@@ -1015,6 +1117,75 @@ pub fn redact(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_parquet_file_read_in_column_halves_gives_the_same_rows() {
+        use arrow::array::{Int64Array, StringArray, StructArray};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.parquet");
+        let rows = 200_000usize;
+        // Hard-to-compress strings so that the file passes the split threshold.
+        let text: Vec<Option<String>> = (0..rows)
+            .map(|i| {
+                (i % 13 != 0)
+                    .then(|| format!("{:x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            })
+            .collect();
+        let nested = StructArray::from(vec![(
+            Arc::new(Field::new("n", DataType::Int64, false)),
+            Arc::new(Int64Array::from_iter_values(
+                (0..rows as i64).map(|i| i * 3),
+            )) as ArrayRef,
+        )]);
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(0..rows as i64)) as ArrayRef,
+            ),
+            (
+                "text",
+                Arc::new(StringArray::from(text.clone())) as ArrayRef,
+            ),
+            ("nested", Arc::new(nested) as ArrayRef),
+            ("more", Arc::new(StringArray::from(text)) as ArrayRef),
+        ])
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(70_000))
+            .set_dictionary_enabled(false)
+            .build();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            File::create(&path).unwrap(),
+            batch.schema(),
+            Some(props),
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() >= SPLIT_PARQUET_BYTES);
+
+        let file = InputFile::new(path.to_str().unwrap(), None).unwrap();
+        assert!(
+            SplitParquet::open(&file).unwrap().is_some()
+                || std::thread::available_parallelism().map_or(1, |p| p.get()) < 2
+        );
+        let plan = InputPlan::new(vec![file], None, false).unwrap();
+        let read: Vec<RecordBatch> = plan.batches().collect::<Result<_>>().unwrap();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        assert_eq!(read.num_rows(), rows);
+        assert_eq!(read.schema().fields().len(), 4);
+        for (i, name) in ["id", "text", "nested", "more"].iter().enumerate() {
+            assert_eq!(read.schema().field(i).name(), name);
+            if *name == "nested" {
+                use arrow::array::AsArray;
+                let (got, want) = (read.column(i).as_struct(), batch.column(i).as_struct());
+                assert_eq!(got.null_count(), 0);
+                assert_eq!(got.column(0).as_ref(), want.column(0).as_ref(), "{name}.n");
+            } else {
+                assert_eq!(read.column(i).as_ref(), batch.column(i).as_ref(), "{name}");
+            }
+        }
+    }
 
     #[test]
     fn formats_from_extensions() {
