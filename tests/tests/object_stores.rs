@@ -19,7 +19,8 @@
 //!   same file from one snapshot (one commits, 15 get `Error::Conflict`); 16 create-only
 //!   puts of one key, five rounds (one winner each);
 //! - round trips of a cold snapshot load, counted by `FaultyStore`: a constant number plus
-//!   one read per commit after the checkpoint, one listing;
+//!   one read per commit after the checkpoint, one listing; and of a scan on S3 and Azure:
+//!   one read per small data file;
 //! - an S3 store configured without conditional puts is refused before it writes anything;
 //! - medilake and delta-rs appending to one S3 table at the same time.
 //!
@@ -772,6 +773,14 @@ fn cold_snapshot_load_round_trips() {
                 );
             }
             assert_eq!(rows(&snapshot).await, model(0..(written + 1) * 10), "{at}");
+            // Scanning: on S3 and Azure each small data file is one whole-file read.
+            let scanned = faulty.request_counts();
+            let data_reads = scanned.gets - counts.gets;
+            let files = snapshot.files().len() as u64;
+            match backend.kind {
+                Kind::Cloud(_) => assert_eq!(data_reads, files, "{at}: {scanned:?}"),
+                Kind::Local(_) | Kind::Memory(_) => assert!(data_reads >= files, "{at}"),
+            }
         }
     });
 }

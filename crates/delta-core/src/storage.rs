@@ -545,9 +545,10 @@ impl Storage {
     /// [`LOCAL_UPLOAD_PART_BYTES`] before writing to the staged file, which keeps a write to
     /// thousands of partitions from holding every file's bytes in memory.
     pub(crate) fn upload_part_cap(&self) -> usize {
-        match self.url.scheme() {
-            "file" | "memory" => LOCAL_UPLOAD_PART_BYTES,
-            _ => usize::MAX,
+        if self.is_remote() {
+            usize::MAX
+        } else {
+            LOCAL_UPLOAD_PART_BYTES
         }
     }
 
@@ -647,12 +648,19 @@ impl Storage {
 /// Bytes fetched with the parquet footer, so that small files need one read for metadata.
 const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
 
+/// Data files of at most this many bytes are fetched whole, in one request, when a scan
+/// opens them on a remote store: the footer and the column chunks would otherwise take two
+/// or more round trips. Memory: a scan opens up to 8 files ahead, so at most 8 MiB.
+const WHOLE_FILE_READ_BYTES: u64 = 1 << 20;
+
 /// A parquet file in a store, for the async parquet reader.
 #[derive(Clone, Debug)]
 pub(crate) struct ParquetFile {
     store: Arc<dyn ObjectStore>,
     location: Path,
     size: Option<u64>,
+    /// The whole file, when it was fetched up front ([`Storage::open_parquet`]).
+    bytes: Option<Bytes>,
 }
 
 impl Storage {
@@ -662,8 +670,52 @@ impl Storage {
             store: self.store.clone(),
             location: location.clone(),
             size: size.filter(|s| *s > 0),
+            bytes: None,
         }
     }
+
+    /// A parquet reader for a data file about to be read: on a remote store a file of at
+    /// most [`WHOLE_FILE_READ_BYTES`] (size from the log) is fetched whole now, in one
+    /// request, and decoded from memory; otherwise as [`Storage::parquet_file`].
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the whole-file read fails.
+    pub(crate) async fn open_parquet(
+        &self,
+        location: &Path,
+        size: Option<u64>,
+    ) -> Result<ParquetFile> {
+        let mut file = self.parquet_file(location, size);
+        if let Some(size) = file.size
+            && size <= WHOLE_FILE_READ_BYTES
+            && self.is_remote()
+        {
+            file.bytes = Some(self.read_sized(location, size).await?);
+        }
+        Ok(file)
+    }
+
+    /// Whether every request is a network round trip (not local disk or memory).
+    pub(crate) fn is_remote(&self) -> bool {
+        !matches!(self.url.scheme(), "file" | "memory")
+    }
+}
+
+/// `range` of a file held in memory, or an error naming the file when it is out of bounds.
+fn slice_of(
+    bytes: &Bytes,
+    range: &std::ops::Range<u64>,
+    location: &Path,
+) -> parquet::errors::Result<Bytes> {
+    let start = usize::try_from(range.start).unwrap_or(usize::MAX);
+    let end = usize::try_from(range.end).unwrap_or(usize::MAX);
+    if start > end || end > bytes.len() {
+        return Err(parquet::errors::ParquetError::General(format!(
+            "range {start}..{end} is outside {location} ({} bytes)",
+            bytes.len()
+        )));
+    }
+    Ok(bytes.slice(start..end))
 }
 
 fn to_parquet_error(e: object_store::Error) -> parquet::errors::ParquetError {
@@ -678,6 +730,9 @@ impl parquet::arrow::async_reader::AsyncFileReader for ParquetFile {
         // `get_ranges` of one range: one trip to the blocking pool on local disk where
         // `get_range` takes two (open and stat, then read).
         Box::pin(async move {
+            if let Some(bytes) = &self.bytes {
+                return slice_of(bytes, &range, &self.location);
+            }
             let mut parts = self
                 .store
                 .get_ranges(&self.location, std::slice::from_ref(&range))
@@ -699,6 +754,12 @@ impl parquet::arrow::async_reader::AsyncFileReader for ParquetFile {
         ranges: Vec<std::ops::Range<u64>>,
     ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         Box::pin(async move {
+            if let Some(bytes) = &self.bytes {
+                return ranges
+                    .iter()
+                    .map(|range| slice_of(bytes, range, &self.location))
+                    .collect();
+            }
             self.store
                 .get_ranges(&self.location, &ranges)
                 .await
@@ -714,9 +775,10 @@ impl parquet::arrow::async_reader::AsyncFileReader for ParquetFile {
         parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>,
     > {
         Box::pin(async move {
-            let size = match self.size {
-                Some(size) => size,
-                None => {
+            let size = match (&self.bytes, self.size) {
+                (Some(bytes), _) => u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+                (None, Some(size)) => size,
+                (None, None) => {
                     let meta = self
                         .store
                         .head(&self.location)
@@ -878,6 +940,15 @@ mod tests {
             let storage = Storage::from_uri(url, &opts).unwrap();
             storage.check_commits().unwrap();
         }
+    }
+
+    #[test]
+    fn in_memory_files_serve_ranges_and_refuse_out_of_bounds() {
+        let bytes = Bytes::from_static(b"PAR1 data PAR1");
+        let location = Path::from("t/part-0.parquet");
+        assert_eq!(slice_of(&bytes, &(5..9), &location).unwrap(), "data");
+        let err = slice_of(&bytes, &(10..20), &location).unwrap_err();
+        assert!(err.to_string().contains("t/part-0.parquet"), "{err}");
     }
 
     #[test]
