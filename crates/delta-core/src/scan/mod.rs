@@ -368,8 +368,8 @@ impl Scan {
         self
     }
 
-    /// Stream the matching rows, file by file (in plan order; up to [`FILES_OPENED_AHEAD`]
-    /// files are opened ahead).
+    /// Stream the matching rows, file by file (in plan order; up to 8 files are opened
+    /// ahead, one at a time when the scan has a limit).
     ///
     /// # Errors
     /// Each item fails with [`Error::Storage`], [`Error::Parquet`] or [`Error::Corrupt`]
