@@ -8,11 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use std::time::Duration;
-
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
@@ -79,11 +78,11 @@ const REMOTE_CLIENT_DEFAULTS: [(ClientConfigKey, &str); 2] = [
 /// reads: `max_retries`, `retry_timeout`, `backoff_config.init_backoff`,
 /// `backoff_config.max_backoff`, `backoff_config.base`). These are object_store's defaults,
 /// pinned: up to 10 retries of a failed request within 3 minutes (object_store advises
-/// staying below 5, when signed requests expire), backing off from 100 ms, doubling, up to
-/// 15 s. object_store retries server errors (5xx), 429 and 408, and connection errors
-/// before the request was sent; a request that timed out is retried only when idempotent,
-/// so a create-only commit put that timed out comes back as an error and the commit loop
-/// settles it by reading the slot back (`Transaction::commit`).
+/// staying below 5 minutes, after which signed requests expire), backing off from 100 ms,
+/// doubling, up to 15 s. object_store retries server errors (5xx), 429 and 408, and
+/// connection errors before the request was sent; a request that timed out is retried only
+/// when idempotent, so a create-only commit put that timed out comes back as an error and
+/// the commit loop settles it by reading the slot back (`Transaction::commit`).
 const REMOTE_MAX_RETRIES: usize = 10;
 /// See [`REMOTE_MAX_RETRIES`].
 const REMOTE_RETRY_TIMEOUT: Duration = Duration::from_secs(180);
