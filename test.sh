@@ -7,7 +7,8 @@
 #    extension) in .venv, installed once and reused while requirements.txt is unchanged;
 # 2. tables written by delta-rs into target/interop/deltars, regenerated only when
 #    the generator scripts or requirements change;
-# 3. cargo test --workspace --locked (unit, integration and doc tests).
+# 3. tests/objectstores/emulators.sh: moto (S3) and Azurite (Azure Blob) on loopback;
+# 4. cargo test --workspace --locked (unit, integration and doc tests).
 #
 # Environment the Rust tests read (exported here; see README "Tests"):
 #   MEDILAKE_CONFORMANCE_DIR  Spark/kernel-written conformance tables
@@ -19,6 +20,10 @@
 #                             Spark + Delta session for the whole run, started here in the
 #                             background and stopped when this script exits); set it
 #                             yourself to reuse a peer you started
+#   MEDILAKE_S3_URL           s3://medilake-test on moto and az://medilake-test on Azurite,
+#   MEDILAKE_AZURE_URL        loopback emulators started here and stopped when this script
+#                             exits, with the AWS_*/AZURE_* variables object_store reads
+#                             (tests/objectstores/emulators.sh; set both to use your own)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root="$(pwd)"
@@ -62,10 +67,7 @@ else
 fi
 export MEDILAKE_DELTARS_TABLES="$tables"
 
-# --- Spark peer (tests/spark/) ----------------------------------------------------
-# pyspark + delta-spark into the venv, the Delta jars through Maven (cached), then one
-# Spark session in the background for the whole cargo test run. Under CI a Spark that
-# cannot be installed or started fails the run here; outside CI the Spark suites skip.
+# --- background servers, stopped whatever happens ------------------------------------
 spark_pid=""
 stop_spark() {
     if [[ -n "$spark_pid" ]] && kill -0 "$spark_pid" 2>/dev/null; then
@@ -74,6 +76,24 @@ stop_spark() {
         kill -9 "$spark_pid" 2>/dev/null || true
     fi
 }
+# shellcheck source=tests/objectstores/emulators.sh
+source tests/objectstores/emulators.sh
+stop_servers() {
+    stop_spark
+    emulators_stop
+}
+trap stop_servers EXIT
+
+# --- object-store emulators (tests/objectstores/) -----------------------------------
+# moto (S3, single-threaded) and Azurite (Azure Blob) on loopback, installed once into
+# target/emulators/. Under CI a failure here fails the run; outside CI the S3 and Azure
+# suites skip.
+emulators_up || exit 1
+
+# --- Spark peer (tests/spark/) ----------------------------------------------------
+# pyspark + delta-spark into the venv, the Delta jars through Maven (cached), then one
+# Spark session in the background for the whole cargo test run. Under CI a Spark that
+# cannot be installed or started fails the run here; outside CI the Spark suites skip.
 spark_unavailable() {
     if [[ "${CI:-}" == "true" ]]; then
         say "CI=true and the Spark peer is unavailable: $*"
@@ -98,7 +118,6 @@ if [[ -z "${MEDILAKE_SPARK_ADDR:-}" ]]; then
         MEDILAKE_SPARK_WORK="$spark_work" "$MEDILAKE_PYTHON" tests/spark/spark_peer.py \
             --jars "$spark_jars" --port-file "$spark_work/port" >"$spark_work/peer.log" 2>&1 &
         spark_pid=$!
-        trap stop_spark EXIT
         while [[ ! -s "$spark_work/port" ]] && kill -0 "$spark_pid" 2>/dev/null \
             && ((SECONDS - spark_start < 300)); do
             sleep 0.5
@@ -125,12 +144,13 @@ say "MEDILAKE_CONFORMANCE_DIR=${MEDILAKE_CONFORMANCE_DIR:-<unset>}"
 say "MEDILAKE_PYTHON=$MEDILAKE_PYTHON"
 say "MEDILAKE_DELTARS_TABLES=$MEDILAKE_DELTARS_TABLES"
 say "MEDILAKE_SPARK_ADDR=${MEDILAKE_SPARK_ADDR:-<unset>}"
+say "MEDILAKE_S3_URL=${MEDILAKE_S3_URL:-<unset>} MEDILAKE_AZURE_URL=${MEDILAKE_AZURE_URL:-<unset>}"
 
 # --- Rust ---------------------------------------------------------------------
 # Property tests explore from a fixed seed so that a run is repeatable; set
 # PROPTEST_RNG_SEED yourself to explore elsewhere.
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261125}"
-# Not exec: the EXIT trap must stop the Spark peer afterwards. set -e passes on the status.
+# Not exec: the EXIT trap must stop the Spark peer and the emulators afterwards. set -e passes on the status.
 cargo test --workspace --locked "$@"
 if [[ -n "${MEDILAKE_SPARK_SUMMARY:-}" && -f "$MEDILAKE_SPARK_SUMMARY" ]]; then
     say "Spark suites (tests/SPARK.md):"

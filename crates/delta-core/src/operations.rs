@@ -429,11 +429,16 @@ fn partition_key(add: &Add) -> Vec<(String, Option<String>)> {
 }
 
 pub(crate) async fn abort_adds(table: &Table, adds: &[Add]) {
-    for add in adds {
-        if let Ok(location) = table.storage().resolve_file(&add.path, "aborted write") {
-            table.storage().delete(&location).await.ok();
-        }
-    }
+    let locations = adds
+        .iter()
+        .filter_map(|add| {
+            table
+                .storage()
+                .resolve_file(&add.path, "aborted write")
+                .ok()
+        })
+        .collect();
+    table.storage().delete_many(locations).await.ok();
 }
 
 /// Protocol and metadata for a new table: the least protocol its features need.

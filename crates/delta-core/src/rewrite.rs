@@ -572,11 +572,12 @@ impl Rewritten {
 impl Staged {
     /// Delete the files written for a transaction that did not commit.
     pub(crate) async fn abort(&self, table: &Table) {
-        for path in &self.written {
-            if let Ok(location) = table.storage().resolve_file(path, "aborted write") {
-                table.storage().delete(&location).await.ok();
-            }
-        }
+        let locations = self
+            .written
+            .iter()
+            .filter_map(|path| table.storage().resolve_file(path, "aborted write").ok())
+            .collect();
+        table.storage().delete_many(locations).await.ok();
     }
 }
 

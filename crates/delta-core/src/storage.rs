@@ -8,11 +8,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
 use crate::log::{LogFile, LogPath};
@@ -50,6 +51,138 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     root: Path,
     url: Url,
+    /// Why commits to this store could not be atomic, when its configuration says so
+    /// (checked before anything is written: [`Storage::check_commits`]).
+    commit_refusal: Option<Arc<str>>,
+}
+
+/// Client settings of the HTTP object stores (S3, Azure, GCS), applied unless the user set
+/// the same key, in the environment (`AWS_TIMEOUT`, `AZURE_CONNECT_TIMEOUT`, ...) or as a
+/// store option (`timeout=300s`).
+///
+/// - `connect_timeout` 5 s: object_store's own default (the AWS SDK recommends 3.1 s), pinned
+///   here so that an upgrade cannot change it silently.
+/// - `timeout` 120 s for a whole request, where object_store's default is 30 s: a request
+///   carries up to one 5 MiB multipart part or one parquet row group (often tens of MiB),
+///   and 30 s fails those below about 1 MiB/s (cross-region, on-premises S3 appliances) on
+///   every retry alike. A hung request still fails, and is retried, within two minutes.
+///
+/// There is deliberately no `read_timeout`: it would also fire while a slow upload is
+/// still being sent.
+const REMOTE_CLIENT_DEFAULTS: [(ClientConfigKey, &str); 2] = [
+    (ClientConfigKey::ConnectTimeout, "5s"),
+    (ClientConfigKey::Timeout, "120s"),
+];
+
+/// Retries of the HTTP object stores, unless the options say otherwise (the keys delta-rs
+/// reads: `max_retries`, `retry_timeout`, `backoff_config.init_backoff`,
+/// `backoff_config.max_backoff`, `backoff_config.base`). These are object_store's defaults,
+/// pinned: up to 10 retries of a failed request within 3 minutes (object_store advises
+/// staying below 5 minutes, after which signed requests expire), backing off from 100 ms,
+/// doubling, up to 15 s. object_store retries server errors (5xx), 429 and 408, and
+/// connection errors before the request was sent; a request that timed out is retried only
+/// when idempotent, so a create-only commit put that timed out comes back as an error and
+/// the commit loop settles it by reading the slot back (`Transaction::commit`).
+const REMOTE_MAX_RETRIES: usize = 10;
+/// See [`REMOTE_MAX_RETRIES`].
+const REMOTE_RETRY_TIMEOUT: Duration = Duration::from_secs(180);
+/// See [`REMOTE_MAX_RETRIES`].
+const REMOTE_BACKOFF_INIT: Duration = Duration::from_millis(100);
+/// See [`REMOTE_MAX_RETRIES`].
+const REMOTE_BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// See [`REMOTE_MAX_RETRIES`].
+const REMOTE_BACKOFF_BASE: f64 = 2.0;
+
+/// Split the retry options (delta-rs's keys) from the store options.
+fn retry_config(
+    options: &HashMap<String, String>,
+) -> Result<(RetryConfig, HashMap<String, String>)> {
+    let mut retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: REMOTE_BACKOFF_INIT,
+            max_backoff: REMOTE_BACKOFF_MAX,
+            base: REMOTE_BACKOFF_BASE,
+        },
+        max_retries: REMOTE_MAX_RETRIES,
+        retry_timeout: REMOTE_RETRY_TIMEOUT,
+    };
+    let duration = |key: &str, value: &str| {
+        humantime::parse_duration(value.trim()).map_err(|e| {
+            Error::invalid(format!(
+                "store option {key}={value}: not a duration such as 500ms, 30s or 3min ({e})"
+            ))
+        })
+    };
+    let mut rest = HashMap::new();
+    for (key, value) in options {
+        match key.as_str() {
+            "max_retries" => {
+                retry.max_retries = value.trim().parse().map_err(|_| {
+                    Error::invalid(format!(
+                        "store option max_retries={value}: not a whole number"
+                    ))
+                })?;
+            }
+            "retry_timeout" => retry.retry_timeout = duration(key, value)?,
+            "backoff_config.init_backoff" => retry.backoff.init_backoff = duration(key, value)?,
+            "backoff_config.max_backoff" => retry.backoff.max_backoff = duration(key, value)?,
+            "backoff_config.base" => {
+                retry.backoff.base = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|b: &f64| b.is_finite() && *b >= 1.0)
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "store option backoff_config.base={value}: not a number of at least 1"
+                        ))
+                    })?;
+            }
+            _ => {
+                rest.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Ok((retry, rest))
+}
+
+/// The [`REMOTE_CLIENT_DEFAULTS`] the user has not set: neither an environment variable
+/// starting with `env_prefix` (read as the store's `from_env` reads it) nor an option
+/// parses to the same configuration key.
+fn client_defaults<K>(
+    env_prefix: &str,
+    options: &HashMap<String, String>,
+    wrap: fn(ClientConfigKey) -> K,
+) -> Vec<(K, &'static str)>
+where
+    K: std::str::FromStr + PartialEq,
+{
+    let user_keys: Vec<K> = std::env::vars_os()
+        .filter_map(|(key, _)| key.into_string().ok())
+        .filter(|key| key.starts_with(env_prefix))
+        .filter_map(|key| key.to_ascii_lowercase().parse().ok())
+        .chain(options.keys().filter_map(|key| key.parse().ok()))
+        .collect();
+    REMOTE_CLIENT_DEFAULTS
+        .iter()
+        .map(|(key, value)| (wrap(*key), *value))
+        .filter(|(key, _)| !user_keys.contains(key))
+        .collect()
+}
+
+/// Why commits to an S3 store built with `conditional_put` set to `value` would not be
+/// atomic (`None` when they are).
+fn s3_commit_refusal(url: &Url, value: Option<&str>) -> Option<Arc<str>> {
+    (value == Some("disabled")).then(|| {
+        format!(
+            "cannot write to {url}: the S3 store is configured with conditional_put=disabled, so it cannot \
+             create a commit file only if it is absent and concurrent writers could overwrite each other's \
+             commits; remove that setting (object_store then creates commit files with `If-None-Match: *`, \
+             which AWS S3, MinIO, Cloudflare R2 and moto honour) or set AWS_CONDITIONAL_PUT=etag \
+             (--storage-option conditional_put=etag)"
+        )
+        .into()
+    })
 }
 
 /// Turn a user-supplied location (a local path or a URL) into a directory URL.
@@ -85,37 +218,67 @@ pub fn table_url(location: &str) -> Result<Url> {
 
 impl Storage {
     /// Open the store for `location`, a local path or a URL, with extra store options
-    /// (`key=value` pairs as object_store's builders accept them).
+    /// (`key=value` pairs as object_store's builders accept them, plus delta-rs's retry
+    /// keys `max_retries`, `retry_timeout`, `backoff_config.init_backoff`,
+    /// `backoff_config.max_backoff` and `backoff_config.base`).
+    ///
+    /// Cloud stores read their settings from the environment first (`AWS_*`, `AZURE_*`,
+    /// `GOOGLE_*`, as object_store's `from_env` builders do), then the URL, then `options`.
+    /// Their HTTP client gets the timeouts of [`REMOTE_CLIENT_DEFAULTS`] and the retries of
+    /// [`REMOTE_MAX_RETRIES`] unless set by the user.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for unsupported schemes or bad options.
     pub fn from_uri(location: &str, options: &HashMap<String, String>) -> Result<Self> {
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+        use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+        use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+
         let url = table_url(location)?;
         let bad = |e: object_store::Error| Error::invalid(format!("cannot open {url}: {e}"));
+        let mut commit_refusal = None;
         let store: Arc<dyn ObjectStore> = match url.scheme() {
             "file" => Arc::new(object_store::local::LocalFileSystem::new()),
             "memory" => Arc::new(object_store::memory::InMemory::new()),
             "s3" | "s3a" => {
-                let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str());
-                for (k, v) in options {
+                let (retry, options) = retry_config(options)?;
+                let mut b = AmazonS3Builder::from_env();
+                for (key, value) in client_defaults("AWS_", &options, AmazonS3ConfigKey::Client) {
+                    b = b.with_config(key, value);
+                }
+                b = b.with_url(url.as_str()).with_retry(retry);
+                for (k, v) in &options {
                     let key = k.parse().map_err(bad)?;
                     b = b.with_config(key, v);
                 }
+                commit_refusal = s3_commit_refusal(
+                    &url,
+                    b.get_config_value(&AmazonS3ConfigKey::ConditionalPut)
+                        .as_deref(),
+                );
                 Arc::new(b.build().map_err(bad)?)
             }
             "az" | "abfs" | "abfss" | "azure" | "adl" => {
-                let mut b =
-                    object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-                for (k, v) in options {
+                let (retry, options) = retry_config(options)?;
+                let mut b = MicrosoftAzureBuilder::from_env();
+                for (key, value) in client_defaults("AZURE_", &options, AzureConfigKey::Client) {
+                    b = b.with_config(key, value);
+                }
+                b = b.with_url(url.as_str()).with_retry(retry);
+                for (k, v) in &options {
                     let key = k.parse().map_err(bad)?;
                     b = b.with_config(key, v);
                 }
                 Arc::new(b.build().map_err(bad)?)
             }
             "gs" => {
-                let mut b =
-                    object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-                for (k, v) in options {
+                let (retry, options) = retry_config(options)?;
+                let mut b = GoogleCloudStorageBuilder::from_env();
+                for (key, value) in client_defaults("GOOGLE_", &options, GoogleConfigKey::Client) {
+                    b = b.with_config(key, value);
+                }
+                b = b.with_url(url.as_str()).with_retry(retry);
+                for (k, v) in &options {
                     let key = k.parse().map_err(bad)?;
                     b = b.with_config(key, v);
                 }
@@ -127,7 +290,9 @@ impl Storage {
                 )));
             }
         };
-        Self::new(store, url)
+        let mut storage = Self::new(store, url)?;
+        storage.commit_refusal = commit_refusal;
+        Ok(storage)
     }
 
     /// A storage over an existing store; `url` names the table root inside it.
@@ -136,7 +301,12 @@ impl Storage {
     /// [`Error::InvalidArgument`] when the URL's path is not a valid store path.
     pub fn new(store: Arc<dyn ObjectStore>, url: Url) -> Result<Self> {
         let root = root_path(&url)?;
-        Ok(Self { store, root, url })
+        Ok(Self {
+            store,
+            root,
+            url,
+            commit_refusal: None,
+        })
     }
 
     /// The table root URL (ends with `/`).
@@ -311,6 +481,20 @@ impl Storage {
         Ok(())
     }
 
+    /// Refuse to write when this store's configuration says that commits could not be
+    /// atomic (S3 with `conditional_put=disabled`). Writers call it before writing
+    /// anything, so a refused write leaves no data files behind; a store that turns out
+    /// to lack create-if-absent only at the commit put is refused there.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] saying how to configure the store.
+    pub(crate) fn check_commits(&self) -> Result<()> {
+        match &self.commit_refusal {
+            Some(reason) => Err(Error::invalid(reason.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// Create `location` only if it does not exist yet (the commit primitive). On local
     /// disk object_store links a fully written temporary file into place, so the create is
     /// atomic there too.
@@ -330,8 +514,9 @@ impl Storage {
                 | object_store::Error::Precondition { .. },
             ) => Ok(PutOutcome::AlreadyExists),
             Err(object_store::Error::NotImplemented { .. }) => Err(Error::invalid(format!(
-                "the store behind {} cannot create objects only-if-absent, so commits would not be atomic; \
-                 for S3 set AWS_CONDITIONAL_PUT=etag (or --storage-option conditional_put=etag)",
+                "cannot commit to {}: the store cannot create objects only if they are absent, so commits \
+                 would not be atomic; for S3 remove conditional_put=disabled or set AWS_CONDITIONAL_PUT=etag \
+                 (--storage-option conditional_put=etag)",
                 self.url
             ))),
             Err(e) => Err(e.into()),
@@ -359,21 +544,34 @@ impl Storage {
     /// [`LOCAL_UPLOAD_PART_BYTES`] before writing to the staged file, which keeps a write to
     /// thousands of partitions from holding every file's bytes in memory.
     pub(crate) fn upload_part_cap(&self) -> usize {
-        match self.url.scheme() {
-            "file" | "memory" => LOCAL_UPLOAD_PART_BYTES,
-            _ => usize::MAX,
+        if self.is_remote() {
+            usize::MAX
+        } else {
+            LOCAL_UPLOAD_PART_BYTES
         }
     }
 
-    /// Delete an object; a missing object is not an error.
+    /// Delete objects in bulk; missing objects are not an error (S3 reports them deleted,
+    /// Azure and local disk as not found: both count as gone). Returns how many were
+    /// asked for.
+    ///
+    /// One `delete_stream` over all of them: object_store batches and bounds the requests
+    /// (S3: `DeleteObjects` of 1000 keys, 20 requests in flight; Azure: blob batches of
+    /// 256, 20 in flight; local disk: 10 deletes in flight).
     ///
     /// # Errors
-    /// [`Error::Storage`] on other store failures.
-    pub async fn delete(&self, location: &Path) -> Result<()> {
-        match self.store.delete(location).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+    /// [`Error::Storage`] on the first other failure; some objects may be deleted by then.
+    pub async fn delete_many(&self, locations: Vec<Path>) -> Result<usize> {
+        let count = locations.len();
+        let paths = futures::stream::iter(locations.into_iter().map(Ok)).boxed();
+        let mut deleted = self.store.delete_stream(paths);
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(count)
     }
 
     /// List every object under the table root (recursively), with paths relative to it.
@@ -449,12 +647,19 @@ impl Storage {
 /// Bytes fetched with the parquet footer, so that small files need one read for metadata.
 const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
 
+/// Data files of at most this many bytes are fetched whole, in one request, when a scan
+/// opens them on a remote store: the footer and the column chunks would otherwise take two
+/// or more round trips. Memory: a scan opens up to 8 files ahead, so at most 8 MiB.
+const WHOLE_FILE_READ_BYTES: u64 = 1 << 20;
+
 /// A parquet file in a store, for the async parquet reader.
 #[derive(Clone, Debug)]
 pub(crate) struct ParquetFile {
     store: Arc<dyn ObjectStore>,
     location: Path,
     size: Option<u64>,
+    /// The whole file, when it was fetched up front ([`Storage::open_parquet`]).
+    bytes: Option<Bytes>,
 }
 
 impl Storage {
@@ -464,8 +669,52 @@ impl Storage {
             store: self.store.clone(),
             location: location.clone(),
             size: size.filter(|s| *s > 0),
+            bytes: None,
         }
     }
+
+    /// A parquet reader for a data file about to be read: on a remote store a file of at
+    /// most [`WHOLE_FILE_READ_BYTES`] (size from the log) is fetched whole now, in one
+    /// request, and decoded from memory; otherwise as [`Storage::parquet_file`].
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the whole-file read fails.
+    pub(crate) async fn open_parquet(
+        &self,
+        location: &Path,
+        size: Option<u64>,
+    ) -> Result<ParquetFile> {
+        let mut file = self.parquet_file(location, size);
+        if let Some(size) = file.size
+            && size <= WHOLE_FILE_READ_BYTES
+            && self.is_remote()
+        {
+            file.bytes = Some(self.read_sized(location, size).await?);
+        }
+        Ok(file)
+    }
+
+    /// Whether every request is a network round trip (not local disk or memory).
+    pub(crate) fn is_remote(&self) -> bool {
+        !matches!(self.url.scheme(), "file" | "memory")
+    }
+}
+
+/// `range` of a file held in memory, or an error naming the file when it is out of bounds.
+fn slice_of(
+    bytes: &Bytes,
+    range: &std::ops::Range<u64>,
+    location: &Path,
+) -> parquet::errors::Result<Bytes> {
+    let start = usize::try_from(range.start).unwrap_or(usize::MAX);
+    let end = usize::try_from(range.end).unwrap_or(usize::MAX);
+    if start > end || end > bytes.len() {
+        return Err(parquet::errors::ParquetError::General(format!(
+            "range {start}..{end} is outside {location} ({} bytes)",
+            bytes.len()
+        )));
+    }
+    Ok(bytes.slice(start..end))
 }
 
 fn to_parquet_error(e: object_store::Error) -> parquet::errors::ParquetError {
@@ -480,6 +729,9 @@ impl parquet::arrow::async_reader::AsyncFileReader for ParquetFile {
         // `get_ranges` of one range: one trip to the blocking pool on local disk where
         // `get_range` takes two (open and stat, then read).
         Box::pin(async move {
+            if let Some(bytes) = &self.bytes {
+                return slice_of(bytes, &range, &self.location);
+            }
             let mut parts = self
                 .store
                 .get_ranges(&self.location, std::slice::from_ref(&range))
@@ -501,6 +753,12 @@ impl parquet::arrow::async_reader::AsyncFileReader for ParquetFile {
         ranges: Vec<std::ops::Range<u64>>,
     ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         Box::pin(async move {
+            if let Some(bytes) = &self.bytes {
+                return ranges
+                    .iter()
+                    .map(|range| slice_of(bytes, range, &self.location))
+                    .collect();
+            }
             self.store
                 .get_ranges(&self.location, &ranges)
                 .await
@@ -516,9 +774,10 @@ impl parquet::arrow::async_reader::AsyncFileReader for ParquetFile {
         parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>,
     > {
         Box::pin(async move {
-            let size = match self.size {
-                Some(size) => size,
-                None => {
+            let size = match (&self.bytes, self.size) {
+                (Some(bytes), _) => u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+                (None, Some(size)) => size,
+                (None, None) => {
                     let meta = self
                         .store
                         .head(&self.location)
@@ -584,6 +843,111 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    fn options(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn retry_options_use_delta_rs_keys_and_leave_the_rest() {
+        let (retry, rest) = retry_config(&options(&[
+            ("max_retries", "3"),
+            ("retry_timeout", "45s"),
+            ("backoff_config.init_backoff", "250ms"),
+            ("backoff_config.max_backoff", "2min"),
+            ("backoff_config.base", "3"),
+            ("aws_region", "eu-west-1"),
+        ]))
+        .unwrap();
+        assert_eq!(retry.max_retries, 3);
+        assert_eq!(retry.retry_timeout, Duration::from_secs(45));
+        assert_eq!(retry.backoff.init_backoff, Duration::from_millis(250));
+        assert_eq!(retry.backoff.max_backoff, Duration::from_secs(120));
+        assert!((retry.backoff.base - 3.0).abs() < f64::EPSILON);
+        assert_eq!(rest, options(&[("aws_region", "eu-west-1")]));
+
+        let (defaults, _) = retry_config(&HashMap::new()).unwrap();
+        assert_eq!(defaults.max_retries, REMOTE_MAX_RETRIES);
+        assert_eq!(defaults.retry_timeout, REMOTE_RETRY_TIMEOUT);
+
+        for (key, value) in [
+            ("retry_timeout", "soon"),
+            ("max_retries", "-1"),
+            ("backoff_config.base", "0.5"),
+        ] {
+            let err = retry_config(&options(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn client_defaults_yield_to_options() {
+        use object_store::aws::AmazonS3ConfigKey;
+        let all = client_defaults(
+            "MEDILAKE_NO_SUCH_PREFIX_",
+            &HashMap::new(),
+            AmazonS3ConfigKey::Client,
+        );
+        assert_eq!(all.len(), REMOTE_CLIENT_DEFAULTS.len());
+        // `timeout` and `aws_timeout` both name the request timeout.
+        for key in ["timeout", "aws_timeout"] {
+            let left = client_defaults(
+                "MEDILAKE_NO_SUCH_PREFIX_",
+                &options(&[(key, "5min")]),
+                AmazonS3ConfigKey::Client,
+            );
+            assert_eq!(
+                left,
+                vec![(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                    "5s"
+                )],
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn s3_without_conditional_puts_is_refused_for_writing() {
+        let url = "s3://bucket/table";
+        let refused = Storage::from_uri(
+            url,
+            &options(&[
+                ("conditional_put", "disabled"),
+                ("aws_access_key_id", "k"),
+                ("aws_secret_access_key", "s"),
+                ("aws_region", "us-east-1"),
+            ]),
+        )
+        .unwrap();
+        let err = refused.check_commits().unwrap_err().to_string();
+        assert!(err.contains("s3://bucket/table/"), "{err}");
+        assert!(err.contains("conditional_put=etag"), "{err}");
+        for conditional in ["etag", ""] {
+            let mut opts = options(&[
+                ("aws_access_key_id", "k"),
+                ("aws_secret_access_key", "s"),
+                ("aws_region", "us-east-1"),
+            ]);
+            if !conditional.is_empty() {
+                opts.insert("aws_conditional_put".to_owned(), conditional.to_owned());
+            }
+            let storage = Storage::from_uri(url, &opts).unwrap();
+            storage.check_commits().unwrap();
+        }
+    }
+
+    #[test]
+    fn in_memory_files_serve_ranges_and_refuse_out_of_bounds() {
+        let bytes = Bytes::from_static(b"PAR1 data PAR1");
+        let location = Path::from("t/part-0.parquet");
+        assert_eq!(slice_of(&bytes, &(5..9), &location).unwrap(), "data");
+        let err = slice_of(&bytes, &(10..20), &location).unwrap_err();
+        assert!(err.to_string().contains("t/part-0.parquet"), "{err}");
     }
 
     #[test]

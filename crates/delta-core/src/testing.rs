@@ -3,7 +3,8 @@
 //! [`FaultyStore`] follows a deterministic plan over the sequence of store calls it sees:
 //! fail one call, "crash" from some call on (every later call fails, as if the process had
 //! died), make one put ambiguous (the object is written, then an error is reported), or
-//! add latency to every call. With no faults it forwards everything unchanged. Crash-point
+//! add latency to every call. It counts requests by kind ([`RequestCounts`]) for round-trip
+//! budgets. With no faults it forwards everything unchanged. Crash-point
 //! sweeps run an operation once to count its calls `k`, then replay it with a crash at
 //! each index `0..k` and check that the table is at version `v` or `v + 1`, never torn.
 
@@ -37,6 +38,40 @@ pub enum Fault {
     AmbiguousPutAt(usize),
 }
 
+/// Requests a [`FaultyStore`] has seen, by kind (a listing counts once however many pages
+/// it has; a bulk delete counts once however many objects it names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Whole or ranged reads and HEADs (`get_opts`, `get_ranges`).
+    pub gets: u64,
+    /// Puts and multipart upload starts.
+    pub puts: u64,
+    /// Listings (`list`, `list_with_offset`, `list_with_delimiter`).
+    pub lists: u64,
+    /// Delete streams.
+    pub deletes: u64,
+    /// Copies.
+    pub copies: u64,
+}
+
+impl RequestCounts {
+    /// All requests.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.gets + self.puts + self.lists + self.deletes + self.copies
+    }
+}
+
+/// What a call is, for [`RequestCounts`].
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Get,
+    Put,
+    List,
+    Delete,
+    Copy,
+}
+
 /// An `ObjectStore` wrapper with deterministic fault injection and optional latency.
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
@@ -44,6 +79,8 @@ pub struct FaultyStore {
     calls: AtomicUsize,
     latency: Duration,
     requests: AtomicU64,
+    /// gets, puts, lists, deletes, copies.
+    by_kind: [AtomicU64; 5],
 }
 
 impl fmt::Debug for FaultyStore {
@@ -71,6 +108,7 @@ impl FaultyStore {
             calls: AtomicUsize::new(0),
             latency: Duration::ZERO,
             requests: AtomicU64::new(0),
+            by_kind: Default::default(),
         }
     }
 
@@ -93,6 +131,32 @@ impl FaultyStore {
         self.requests.load(Ordering::SeqCst)
     }
 
+    /// Requests made, by kind.
+    #[must_use]
+    pub fn request_counts(&self) -> RequestCounts {
+        let load = |kind: Kind| self.by_kind[kind as usize].load(Ordering::SeqCst);
+        RequestCounts {
+            gets: load(Kind::Get),
+            puts: load(Kind::Put),
+            lists: load(Kind::List),
+            deletes: load(Kind::Delete),
+            copies: load(Kind::Copy),
+        }
+    }
+
+    /// Count a call of `kind` without waiting; `true` when the plan fails it.
+    fn count(&self, kind: Kind) -> (usize, bool) {
+        let index = self.calls.fetch_add(1, Ordering::SeqCst);
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.by_kind[kind as usize].fetch_add(1, Ordering::SeqCst);
+        let fail = match self.fault {
+            Fault::FailAt(n) => n == index,
+            Fault::CrashAt(n) => index >= n,
+            _ => false,
+        };
+        (index, fail)
+    }
+
     fn injected(what: &str, index: usize) -> object_store::Error {
         object_store::Error::Generic {
             store: "FaultyStore",
@@ -100,17 +164,17 @@ impl FaultyStore {
         }
     }
 
-    /// Count a call; `Err` when the plan fails it. Returns the call's index.
-    async fn enter(&self, what: &str) -> Result<usize> {
-        let index = self.calls.fetch_add(1, Ordering::SeqCst);
-        self.requests.fetch_add(1, Ordering::SeqCst);
+    /// Count a call, wait the latency; `Err` when the plan fails it. Returns the call's
+    /// index.
+    async fn enter(&self, kind: Kind, what: &str) -> Result<usize> {
+        let (index, fail) = self.count(kind);
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        match self.fault {
-            Fault::FailAt(n) if n == index => Err(Self::injected(what, index)),
-            Fault::CrashAt(n) if index >= n => Err(Self::injected(what, index)),
-            _ => Ok(index),
+        if fail {
+            Err(Self::injected(what, index))
+        } else {
+            Ok(index)
         }
     }
 }
@@ -123,7 +187,7 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let index = self.enter("put").await?;
+        let index = self.enter(Kind::Put, "put").await?;
         let result = self.inner.put_opts(location, payload, opts).await;
         if self.fault == Fault::AmbiguousPutAt(index) && result.is_ok() {
             return Err(Self::injected("put (after writing)", index));
@@ -136,17 +200,17 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        self.enter("put_multipart").await?;
+        self.enter(Kind::Put, "put_multipart").await?;
         self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.enter("get").await?;
+        self.enter(Kind::Get, "get").await?;
         self.inner.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.enter("get_ranges").await?;
+        self.enter(Kind::Get, "get_ranges").await?;
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -154,28 +218,27 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        let index = self.calls.fetch_add(1, Ordering::SeqCst);
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        let fail = match self.fault {
-            Fault::FailAt(n) => n == index,
-            Fault::CrashAt(n) => index >= n,
-            _ => false,
-        };
+        let (index, fail) = self.count(Kind::Delete);
         if fail {
             let error = Self::injected("delete", index);
             return futures::stream::once(async move { Err(error) }).boxed();
         }
-        self.inner.delete_stream(locations)
+        let inner = self.inner.delete_stream(locations);
+        let latency = self.latency;
+        if latency.is_zero() {
+            inner
+        } else {
+            futures::stream::once(async move {
+                tokio::time::sleep(latency).await;
+                inner
+            })
+            .flatten()
+            .boxed()
+        }
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let index = self.calls.fetch_add(1, Ordering::SeqCst);
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        let fail = match self.fault {
-            Fault::FailAt(n) => n == index,
-            Fault::CrashAt(n) => index >= n,
-            _ => false,
-        };
+        let (index, fail) = self.count(Kind::List);
         if fail {
             let error = Self::injected("list", index);
             return futures::stream::once(async move { Err(error) }).boxed();
@@ -199,13 +262,7 @@ impl ObjectStore for FaultyStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        let index = self.calls.fetch_add(1, Ordering::SeqCst);
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        let fail = match self.fault {
-            Fault::FailAt(n) => n == index,
-            Fault::CrashAt(n) => index >= n,
-            _ => false,
-        };
+        let (index, fail) = self.count(Kind::List);
         if fail {
             let error = Self::injected("list", index);
             return futures::stream::once(async move { Err(error) }).boxed();
@@ -225,12 +282,12 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.enter("list_with_delimiter").await?;
+        self.enter(Kind::List, "list_with_delimiter").await?;
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.enter("copy").await?;
+        self.enter(Kind::Copy, "copy").await?;
         self.inner.copy_opts(from, to, options).await
     }
 }

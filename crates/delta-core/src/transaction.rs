@@ -263,6 +263,7 @@ impl Transaction {
     /// [`Error::InvalidArgument`] when the store cannot create-if-absent; storage errors
     /// when attempts run out.
     pub async fn commit(self) -> Result<Committed> {
+        self.storage.check_commits()?;
         let (protocol, metadata) = self.effective_protocol_metadata();
         let protocol =
             protocol.ok_or_else(|| Error::invalid("a new table needs a protocol action"))?;

@@ -12,7 +12,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
 use crate::action::Add;
@@ -25,8 +24,6 @@ use crate::{Error, Result};
 
 /// Default `delta.deletedFileRetentionDuration`: 7 days.
 const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
-/// Deletes in flight at once.
-const DELETE_CONCURRENCY: usize = 16;
 
 /// Options of a VACUUM; finish with [`VacuumBuilder::run`].
 #[derive(Debug)]
@@ -152,12 +149,15 @@ impl VacuumBuilder {
             .with_metric("numFilesToDelete", report.files.len() as u64)
             .with_metric("sizeOfDataToDelete", report.bytes);
         let _started = start.commit().await?;
-        let deletes = doomed
-            .iter()
-            .map(|(_, location, _)| storage.delete(location));
-        futures::stream::iter(deletes)
-            .buffer_unordered(DELETE_CONCURRENCY)
-            .try_collect::<Vec<()>>()
+        // Batched and bounded by the store (S3 deletes 1000 keys per request); a file that
+        // is already gone (a concurrent VACUUM) counts as deleted on every backend.
+        storage
+            .delete_many(
+                doomed
+                    .iter()
+                    .map(|(_, location, _)| location.clone())
+                    .collect(),
+            )
             .await?;
         let after = self.table.snapshot().await?;
         let end = self

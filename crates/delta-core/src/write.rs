@@ -404,6 +404,8 @@ impl DataWriter {
         clock: Arc<dyn Clock>,
         file_prefix: Option<String>,
     ) -> Result<Self> {
+        // Before any file exists: a store whose commits could not be atomic is refused.
+        storage.check_commits()?;
         let file_prefix = file_prefix.unwrap_or_else(|| DEFAULT_FILE_PREFIX.to_string());
         if file_prefix.is_empty()
             || file_prefix.contains('/')
@@ -593,17 +595,17 @@ impl DataWriter {
         }
         let started = std::mem::take(&mut *self.files.started());
         let storage = &self.files.storage;
-        let mut first_error = None;
-        for location in &started {
-            if let Err(e) = storage.delete(location).await {
+        let count = started.len();
+        match storage.delete_many(started.into_iter().collect()).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
                 tracing::warn!(
-                    "cannot delete aborted data file {}: {e}",
-                    storage.display(location)
+                    "cannot delete the {count} aborted data files under {}: {e}",
+                    storage.url()
                 );
-                first_error.get_or_insert(e);
+                Err(e)
             }
         }
-        first_error.map_or(Ok(()), Err)
     }
 
     /// The largest total of buffered bytes seen right after a write (before early completions).
