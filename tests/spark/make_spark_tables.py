@@ -94,6 +94,26 @@ def _dynamic_overwrite(spark, path):
     df.write.format("delta").mode("overwrite").option("partitionOverwriteMode", "dynamic").save(path)
 
 
+def _multipart_checkpoints(spark, path):
+    # Classic checkpoints in parts of at most 3 actions each (Delta's own setting).
+    spark.conf.set("spark.databricks.delta.checkpoint.partSize", "3")
+
+
+def _single_part_checkpoints(spark, path):
+    spark.conf.unset("spark.databricks.delta.checkpoint.partSize")
+
+
+def _age_first_commits(spark, path):
+    # Log cleanup deletes commit files (by modification time) older than the table's
+    # logRetentionDuration, truncated to the day, once a later checkpoint covers them: make
+    # the commits before the first checkpoint three days old.
+    old = __import__("time").time() - 3 * 86400
+    log = os.path.join(path, "_delta_log")
+    for name in os.listdir(log):
+        if name.endswith((".json", ".crc")) and name[:20].isdigit() and int(name[:20]) < 4:
+            os.utime(os.path.join(log, name), (old, old))
+
+
 TABLES = [
     {
         "name": "all_types",
@@ -182,6 +202,24 @@ TABLES = [
         ]
         + [f"INSERT INTO {{t}} SELECT * FROM VALUES {_ids(k * 5, 5)} AS v(id, grp, amount, label)" for k in range(5)]
         + ["DELETE FROM {t} WHERE id % 4 = 1"],
+    },
+    {
+        # A multi-part classic checkpoint at v4 (3 actions per part), then log cleanup: the
+        # commits before it are aged, and the checkpoint at v8 deletes them, so versions 0-3
+        # are gone for Spark and must be refused by us too.
+        "name": "checkpoints_multipart_log_cleanup",
+        "features": [],
+        "steps": [
+            f"CREATE TABLE {{t}} ({SIMPLE_COLS}) USING delta PARTITIONED BY (grp) "
+            "TBLPROPERTIES ('delta.checkpointInterval' = '4', "
+            "'delta.logRetentionDuration' = 'interval 1 days', "
+            "'delta.deletedFileRetentionDuration' = 'interval 1 days')",
+            _multipart_checkpoints,
+        ]
+        + [f"INSERT INTO {{t}} SELECT * FROM VALUES {_ids(k * 4, 4)} AS v(id, grp, amount, label)" for k in range(4)]
+        + [_age_first_commits]
+        + [f"INSERT INTO {{t}} SELECT * FROM VALUES {_ids(100 + k * 4, 4)} AS v(id, grp, amount, label)" for k in range(3)]
+        + ["DELETE FROM {t} WHERE id % 5 = 0", _single_part_checkpoints],
     },
     {
         "name": "checkpoints_v2",
