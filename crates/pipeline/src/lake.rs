@@ -15,7 +15,7 @@ use bytes::Bytes;
 use delta_core::Table;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 use url::Url;
 
@@ -97,11 +97,17 @@ impl Lake {
     /// # Errors
     /// A path that is not a valid store path.
     pub fn location(&self, relative: &str) -> Result<Path> {
-        let url = self
-            .root
-            .join(relative)
-            .with_context(|| format!("bad lake path {relative}"))?;
-        Path::from_url_path(url.path()).with_context(|| format!("bad lake path {url}"))
+        // Segment by segment (not a URL join): names may hold `#`, `?`, `%` or spaces.
+        let root = Path::from_url_path(self.root.path())
+            .with_context(|| format!("bad lake root {}", self.root))?;
+        let mut location = root;
+        for segment in relative.split('/').filter(|s| !s.is_empty()) {
+            if segment == "." || segment == ".." {
+                anyhow::bail!("bad lake path {relative}: `.` and `..` are not allowed");
+            }
+            location = location.join(segment);
+        }
+        Ok(location)
     }
 
     /// How `relative` is named in messages.
@@ -127,12 +133,13 @@ impl Lake {
         }
     }
 
-    /// The objects directly under the directory `relative` (`""`: the root) and the names
-    /// of its subdirectories; both empty when it does not exist.
+    /// The objects directly under the directory `relative` (`""`: the root), as (name,
+    /// size), and the names of its subdirectories; names are decoded (as on disk), and both
+    /// lists are empty when the directory does not exist.
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn list_dir(&self, relative: &str) -> Result<(Vec<ObjectMeta>, Vec<String>)> {
+    pub async fn list_dir(&self, relative: &str) -> Result<(Vec<(String, u64)>, Vec<String>)> {
         let prefix = self.location(relative)?;
         let listed = match self.store.list_with_delimiter(Some(&prefix)).await {
             Ok(listed) => listed,
@@ -141,12 +148,22 @@ impl Lake {
                 return Err(e).with_context(|| format!("cannot list {}", self.display(relative)));
             }
         };
+        let decode = |name: &str| {
+            percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let objects = listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(|n| (decode(n), o.size)))
+            .collect();
         let dirs = listed
             .common_prefixes
             .iter()
-            .filter_map(|p| p.filename().map(str::to_owned))
+            .filter_map(|p| p.filename().map(decode))
             .collect();
-        Ok((listed.objects, dirs))
+        Ok((objects, dirs))
     }
 
     /// A blocking reader of the object at `relative`, for a blocking thread: the file itself
@@ -157,12 +174,12 @@ impl Lake {
     pub async fn reader(&self, relative: &str) -> Result<Box<dyn Read + Send>> {
         let name = self.display(relative);
         if self.root.scheme() == "file"
-            && let Ok(path) = self
-                .root
-                .join(relative)
-                .map_err(|_| ())
-                .and_then(|u| u.to_file_path())
+            && let Ok(root) = self.root.to_file_path()
         {
+            let path = relative
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .fold(root, |path, segment| path.join(segment));
             let file = std::fs::File::open(&path).with_context(|| format!("cannot open {name}"))?;
             return Ok(Box::new(file));
         }
@@ -224,6 +241,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("labs")).unwrap();
         std::fs::write(dir.path().join("labs/a.jsonl"), "{\"x\":1}\n").unwrap();
         std::fs::write(dir.path().join("top.json"), "[]").unwrap();
+        std::fs::write(dir.path().join("labs/odd #1 50%.jsonl"), "{}\n").unwrap();
         let local = Lake::open(dir.path().to_str().unwrap(), &HashMap::new()).unwrap();
         let memory = Lake::open("memory:///data", &HashMap::new()).unwrap();
         memory
@@ -234,13 +252,24 @@ mod tests {
             .replace("top.json", Bytes::from_static(b"[]"))
             .await
             .unwrap();
+        memory
+            .replace("labs/odd #1 50%.jsonl", Bytes::from_static(b"{}\n"))
+            .await
+            .unwrap();
         for root in [local, memory] {
             let (objects, dirs) = root.list_dir("").await.unwrap();
             assert_eq!(dirs, ["labs"], "{root:?}");
-            assert_eq!(objects.len(), 1);
-            assert_eq!(objects[0].location.filename(), Some("top.json"));
-            let (objects, _) = root.list_dir("labs/").await.unwrap();
-            assert_eq!(objects[0].size, 8);
+            assert_eq!(objects, [("top.json".to_owned(), 2)]);
+            let (mut objects, _) = root.list_dir("labs/").await.unwrap();
+            objects.sort();
+            assert_eq!(
+                objects,
+                [
+                    ("a.jsonl".to_owned(), 8),
+                    ("odd #1 50%.jsonl".to_owned(), 3)
+                ],
+                "{root:?}"
+            );
             assert_eq!(root.list_dir("nothing/").await.unwrap().0.len(), 0);
             let mut reader = root.reader("labs/a.jsonl").await.unwrap();
             let text = tokio::task::spawn_blocking(move || {
@@ -251,6 +280,16 @@ mod tests {
             .unwrap()
             .unwrap();
             assert_eq!(text, "{\"x\":1}\n");
+            let mut odd = root.reader("labs/odd #1 50%.jsonl").await.unwrap();
+            let text = tokio::task::spawn_blocking(move || {
+                let mut text = String::new();
+                odd.read_to_string(&mut text).map(|_| text)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(text, "{}\n", "{root:?}");
+            assert!(root.location("../x").is_err());
             let err = format!(
                 "{:#}",
                 root.reader("labs/missing.jsonl").await.err().unwrap()

@@ -42,18 +42,9 @@ async fn snapshot(lake: &Lake, name: &str) -> Result<Option<Snapshot>> {
 async fn table_names(lake: &Lake, catalog: &Catalog) -> Result<Vec<String>> {
     let mut names: Vec<String> = catalog.tables.keys().cloned().collect();
     for layer in LAYERS {
-        let prefix = lake.location(&format!("{layer}/"))?;
-        let listed = match lake.store().list_with_delimiter(Some(&prefix)).await {
-            Ok(listed) => listed,
-            Err(object_store::Error::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for dir in listed.common_prefixes {
-            if let Some(table) = dir.filename()
-                && !table.starts_with('_')
-            {
-                names.push(format!("{layer}.{table}"));
-            }
+        let (_, dirs) = lake.list_dir(&format!("{layer}/")).await?;
+        for table in dirs.into_iter().filter(|t| !t.starts_with('_')) {
+            names.push(format!("{layer}.{table}"));
         }
     }
     // Bookkeeping tables (`bronze._corrupt_records`) are listed when the catalog has them.

@@ -226,27 +226,21 @@ pub async fn discover(data: &Lake, entity: &Entity) -> Result<Vec<SourceFile>> {
     let mut files = Vec::new();
     let single = format!("{}.json", entity.name);
     let (objects, _) = data.list_dir("").await?;
-    if let Some(object) = objects
-        .iter()
-        .find(|o| o.location.filename() == Some(single.as_str()))
-    {
+    if let Some((_, bytes)) = objects.iter().find(|(name, _)| *name == single) {
         files.push(SourceFile {
             relative: single,
-            bytes: object.size,
+            bytes: *bytes,
         });
     }
     let (objects, _) = data.list_dir(&format!("{}/", entity.name)).await?;
-    for object in objects {
-        let Some(name) = object.location.filename() else {
-            continue;
-        };
-        let wanted = Path::new(name)
+    for (name, bytes) in objects {
+        let wanted = Path::new(&name)
             .extension()
             .is_some_and(|e| e == "json" || e == "jsonl");
         if wanted && !name.starts_with('.') {
             files.push(SourceFile {
                 relative: format!("{}/{name}", entity.name),
-                bytes: object.size,
+                bytes,
             });
         }
     }
