@@ -21,15 +21,14 @@ use chrono::NaiveDate;
 use delta_core::action::{Action, Add};
 use delta_core::expression::parse;
 use delta_core::{Error as DeltaError, Snapshot, Table};
-
-use crate::lake::Lake;
-use crate::progress::{StepFn, StepProgress, quiet};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::conform::{EntitySpec, conform, silver_schema};
 use super::spill::{BUCKET_ROWS, BucketIter, Buckets, boundaries};
 use super::{derive, entities, latest_per_key, scd2};
+use crate::lake::Lake;
+use crate::progress::{StepFn, StepProgress, quiet};
 
 /// What the silver stage did to one table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
