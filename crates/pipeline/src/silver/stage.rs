@@ -59,6 +59,14 @@ pub struct SilverSummary {
 }
 
 impl SilverSummary {
+    /// An empty summary of `spec`'s silver table.
+    fn of(spec: &EntitySpec) -> Self {
+        Self {
+            table: format!("silver.{}", spec.table),
+            ..Self::default()
+        }
+    }
+
     /// `rows_in = inserted + updated + duplicates + quarantined + dropped`: every bronze row is
     /// accounted for (for `patients_scd`, `updated` counts the records absorbed into a version).
     pub fn reconciles(&self) -> bool {
@@ -327,10 +335,7 @@ async fn entity(
     progress: &StepFn,
 ) -> Result<SilverSummary> {
     let name = spec.table;
-    let mut summary = SilverSummary {
-        table: format!("silver.{name}"),
-        ..SilverSummary::default()
-    };
+    let mut summary = SilverSummary::of(spec);
     let Some(work) = pending(lake, spec, &mut summary, progress).await? else {
         return Ok(summary);
     };
@@ -379,10 +384,7 @@ async fn entity(
 async fn patients(lake: &Lake, progress: &StepFn) -> Result<SilverSummary> {
     let spec = &entities::PATIENTS;
     let name = spec.table;
-    let mut summary = SilverSummary {
-        table: format!("silver.{name}"),
-        ..SilverSummary::default()
-    };
+    let mut summary = SilverSummary::of(spec);
     let Some(work) = pending(lake, spec, &mut summary, progress).await? else {
         return Ok(summary);
     };
@@ -413,7 +415,7 @@ async fn patients(lake: &Lake, progress: &StepFn) -> Result<SilverSummary> {
     let all = concat_batches(&silver_schema(spec), &all_rows)?;
     drop(all_rows);
     let history = scd2::history(&all)?;
-    let before = target_snapshot.as_ref().map_or(Ok(0), count_rows)?;
+    let before = target_snapshot.as_ref().map_or(0, count_rows);
     let versions = history.rows.num_rows() as u64;
     let (_, _, version) = upsert(
         &target,
@@ -437,8 +439,9 @@ async fn patients(lake: &Lake, progress: &StepFn) -> Result<SilverSummary> {
     Ok(summary)
 }
 
-fn count_rows(snapshot: &Snapshot) -> Result<u64> {
-    Ok(snapshot.files().iter().filter_map(Add::logical_rows).sum())
+/// The rows a reader sees in `snapshot` (from statistics).
+fn count_rows(snapshot: &Snapshot) -> u64 {
+    snapshot.files().iter().filter_map(Add::logical_rows).sum()
 }
 
 /// Run the silver stage over `lake`, as of `as_of`, quietly.
