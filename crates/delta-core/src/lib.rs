@@ -17,6 +17,7 @@ mod changes;
 mod checkpoint;
 pub mod clock;
 mod clustering;
+pub mod column_mapping;
 pub mod deletion_vector;
 mod error;
 pub mod expression;

@@ -22,7 +22,8 @@ use crate::expression::{BoundExpression, BoundValue, Expression};
 use crate::rewrite::{Rewriter, RowFate, Staged};
 use crate::scan::Verdict;
 use crate::schema::{
-    DataType, PrimitiveType, StructField, StructType, from_arrow_schema, to_arrow_schema,
+    ColumnMappingMode, DataType, PrimitiveType, StructField, StructType, from_arrow_schema,
+    to_arrow_schema,
 };
 use crate::snapshot::Snapshot;
 use crate::stats::StatsConfig;
@@ -191,11 +192,11 @@ impl WriteBuilder {
                 let input = first_schema.ok_or_else(|| {
                     Error::invalid("cannot create a table from an empty input (no batches)")
                 })?;
-                let schema = from_arrow_schema(&input)?;
+                let mut schema = from_arrow_schema(&input)?;
                 let partition_columns = self.partition_columns.clone().unwrap_or_default();
                 let (protocol, metadata) = new_table_actions(
                     &self.table,
-                    &schema,
+                    &mut schema,
                     &partition_columns,
                     &self.properties,
                     self.name.clone(),
@@ -225,8 +226,12 @@ impl WriteBuilder {
                 if let Some(input) = &first_schema {
                     let added = new_columns(&schema, input, self.merge_schema)?;
                     if !added.is_empty() {
-                        schema.fields.extend(added);
-                        metadata.schema_string = schema.to_json_string();
+                        crate::column_mapping::add_columns(
+                            &mut metadata,
+                            &mut schema,
+                            added,
+                            self.table.clock().as_ref(),
+                        )?;
                         txn.set_metadata(metadata.clone());
                     }
                 }
@@ -256,14 +261,7 @@ impl WriteBuilder {
             &arrow_schema,
             self.replace_where.as_ref(),
         )?;
-        let mut writer = new_writer(
-            &self.table,
-            &schema,
-            &partition_columns,
-            &metadata,
-            existing.as_ref(),
-            None,
-        )?;
+        let mut writer = new_writer(&self.table, &schema, &partition_columns, &metadata, None)?;
         let mut violations = vec![0u64; checks.len()];
         let mut rows_written = 0u64;
         let outcome: Result<()> = async {
@@ -441,10 +439,11 @@ pub(crate) async fn abort_adds(table: &Table, adds: &[Add]) {
     table.storage().delete_many(locations).await.ok();
 }
 
-/// Protocol and metadata for a new table: the least protocol its features need.
+/// Protocol and metadata for a new table: the least protocol its features need. With column
+/// mapping asked for, `schema` gains its ids and physical names.
 fn new_table_actions(
     table: &Table,
-    schema: &StructType,
+    schema: &mut StructType,
     partition_columns: &[String],
     properties: &HashMap<String, String>,
     name: Option<String>,
@@ -492,12 +491,12 @@ fn new_table_actions(
     {
         writer_features.push("checkConstraints".to_owned());
     }
-    if let Some(mode) = properties.get("delta.columnMapping.mode")
-        && !mode.eq_ignore_ascii_case("none")
-    {
-        return Err(Error::invalid(
-            "creating tables with column mapping is not supported yet; create it without delta.columnMapping.mode",
-        ));
+    let mapping = properties
+        .get(crate::schema::COLUMN_MAPPING_MODE_KEY)
+        .map_or(Ok(ColumnMappingMode::None), |m| ColumnMappingMode::parse(m))?;
+    if mapping != ColumnMappingMode::None {
+        reader_features.push("columnMapping".to_owned());
+        writer_features.push("columnMapping".to_owned());
     }
     let protocol = if reader_features.is_empty() && writer_features.is_empty() {
         Protocol {
@@ -517,7 +516,7 @@ fn new_table_actions(
             writer_features: Some(writer),
         }
     };
-    let metadata = Metadata {
+    let mut metadata = Metadata {
         id: table.clock().unique_id().to_string(),
         name,
         description,
@@ -530,6 +529,7 @@ fn new_table_actions(
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect(),
     };
+    crate::column_mapping::map_new_table(&mut metadata, schema, table.clock().as_ref())?;
     Ok((protocol, metadata))
 }
 
@@ -652,13 +652,10 @@ pub(crate) fn new_writer(
     schema: &StructType,
     partition_columns: &[String],
     metadata: &Metadata,
-    snapshot: Option<&Snapshot>,
     max_buffered_bytes: Option<usize>,
 ) -> Result<DataWriter> {
-    let mode = snapshot.map_or(
-        crate::schema::ColumnMappingMode::None,
-        Snapshot::column_mapping,
-    );
+    // From `metadata`, not the snapshot: a table being created has none yet.
+    let mode = crate::column_mapping::mode_of(metadata)?;
     let mut options = WriterOptions::from_metadata(metadata);
     if let Some(bytes) = max_buffered_bytes {
         options.max_buffered_bytes = bytes;
@@ -1130,19 +1127,44 @@ impl Table {
     pub async fn set_properties(&self, properties: &[(String, String)]) -> Result<Committed> {
         let snapshot = self.snapshot().await?;
         let mut metadata = snapshot.metadata().clone();
+        let mut protocol = snapshot.protocol().clone();
+        let mut upgraded = false;
         for (key, value) in properties {
-            if key == "delta.columnMapping.mode" {
-                return Err(Error::invalid(
-                    "changing delta.columnMapping.mode is not supported",
-                ));
+            if key == crate::schema::COLUMN_MAPPING_MODE_KEY {
+                let current = snapshot.column_mapping();
+                let wanted = ColumnMappingMode::parse(value)?;
+                if wanted == current {
+                    continue;
+                }
+                if (current, wanted) != (ColumnMappingMode::None, ColumnMappingMode::Name) {
+                    return Err(Error::invalid(format!(
+                        "changing delta.columnMapping.mode from {current} to {wanted} is not supported (only none to name, as in Spark)"
+                    )));
+                }
+                let mut schema = snapshot.schema().clone();
+                crate::column_mapping::enable_name_mode(
+                    &mut metadata,
+                    &mut schema,
+                    self.clock().as_ref(),
+                );
+                if let Some(next) =
+                    crate::table_features::enable(&protocol, &metadata, "columnMapping", true)
+                {
+                    protocol = next;
+                    upgraded = true;
+                }
+                continue;
+            }
+            if key == crate::column_mapping::MAX_COLUMN_ID_KEY {
+                return Err(Error::invalid(format!(
+                    "{key} is maintained by the engine and cannot be set"
+                )));
             }
             metadata
                 .configuration
                 .insert(key.clone(), Some(value.clone()));
         }
         // Properties that turn on a table feature upgrade the protocol in the same commit.
-        let mut protocol = snapshot.protocol().clone();
-        let mut upgraded = false;
         for (key, feature, reader) in [
             ("delta.enableDeletionVectors", "deletionVectors", true),
             ("delta.enableChangeDataFeed", "changeDataFeed", false),

@@ -177,7 +177,6 @@ impl Rewriter {
             schema,
             snapshot.partition_columns(),
             metadata,
-            Some(snapshot),
             max_buffered_bytes,
         )?;
         let change = if mode.change_data {
@@ -198,7 +197,6 @@ impl Rewriter {
                 &change_schema,
                 snapshot.partition_columns(),
                 metadata,
-                Some(snapshot),
                 max_buffered_bytes.map(|b| b / 4),
             )?
             .into_change_data_writer()?;

@@ -900,7 +900,11 @@ fn physical_arrow_field(field: &StructField, mode: ColumnMappingMode) -> Result<
     };
     let data_type = physical_arrow_type(&field.data_type, &mut ctx)?;
     let mut arrow_field = ArrowField::new(name, data_type, field.nullable);
-    if mode == ColumnMappingMode::Id {
+    // `_change_type` is the one column of change data files that is not in the table schema;
+    // it is found by name, as Spark writes it.
+    let change_type = field.name == crate::write::CHANGE_TYPE_COLUMN
+        && !field.metadata.contains_key(COLUMN_MAPPING_ID_KEY);
+    if mode == ColumnMappingMode::Id && !change_type {
         let id = field_id(field).ok_or_else(|| {
             Error::corrupt(
                 SCHEMA_STRING,

@@ -432,8 +432,12 @@ impl<'a> MergeBuilder<'a> {
         if merge_schema && has_star {
             let added = new_columns(&schema, &source_schema, true)?;
             if !added.is_empty() {
-                schema.fields.extend(added);
-                metadata.schema_string = schema.to_json_string();
+                crate::column_mapping::add_columns(
+                    &mut metadata,
+                    &mut schema,
+                    added,
+                    table.clock().as_ref(),
+                )?;
                 metadata_changed = true;
             }
         }
