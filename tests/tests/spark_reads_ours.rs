@@ -109,6 +109,24 @@ const SHAPES: &[Shape] = &[
         changes_from: Some(1),
         build: |t| Box::pin(deletion_vectors_cdf(t)),
     },
+    Shape {
+        name: "column_mapping_name",
+        time_travel: true,
+        changes_from: None,
+        build: |t| Box::pin(column_mapping_name(t)),
+    },
+    Shape {
+        name: "column_mapping_id_dv_cdf",
+        time_travel: true,
+        changes_from: Some(3),
+        build: |t| Box::pin(column_mapping_id(t)),
+    },
+    Shape {
+        name: "column_mapping_turned_on",
+        time_travel: true,
+        changes_from: None,
+        build: |t| Box::pin(column_mapping_turned_on(t)),
+    },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -503,6 +521,173 @@ async fn constrained(t: &Table) -> delta_core::Result<()> {
     Ok(())
 }
 
+/// `ops_batch` plus a struct column `addr {city, zip}`.
+fn nested_batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    let base = ops_batch(ids.clone());
+    let addr_fields = Fields::from(vec![
+        Field::new("city", DataType::Utf8, true),
+        Field::new("zip", DataType::Int32, true),
+    ]);
+    let addr = StructArray::new(
+        addr_fields.clone(),
+        vec![
+            Arc::new(StringArray::from(
+                ids.clone()
+                    .map(|i| ["Zürich", "Lyon", "Oslo"][(i % 3) as usize])
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef,
+            Arc::new(Int32Array::from(
+                ids.map(|i| i32::try_from(i * 11).ok()).collect::<Vec<_>>(),
+            )),
+        ],
+        None,
+    );
+    let mut fields: Vec<Field> = base
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("addr", DataType::Struct(addr_fields), true));
+    let mut columns = base.columns().to_vec();
+    columns.push(Arc::new(addr));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
+}
+
+/// `batch` with top-level columns renamed (`(from, to)`) and dropped (`to` empty).
+fn reshaped(batch: &RecordBatch, changes: &[(&str, &str)]) -> RecordBatch {
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let name = changes
+            .iter()
+            .find(|(from, _)| from == field.name())
+            .map_or(field.name().as_str(), |(_, to)| to);
+        if !name.is_empty() {
+            fields.push(field.as_ref().clone().with_name(name));
+            columns.push(column.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
+}
+
+/// Column mapping in name mode: renames of a data column, the partition column and a nested
+/// field, a dropped column added again (with new rows), DML, MERGE and OPTIMIZE on top.
+async fn column_mapping_name(t: &Table) -> delta_core::Result<()> {
+    let _ = t
+        .write()
+        .with_partition_columns(["grp"])
+        .with_property("delta.columnMapping.mode", "name")
+        .execute(stream(vec![nested_batch(0..30)]))
+        .await?;
+    let _ = t
+        .write()
+        .execute(stream(vec![nested_batch(30..40)]))
+        .await?;
+    let _ = t.rename_column("id", "patient_id").await?;
+    let _ = t.rename_column("grp", "site").await?;
+    let _ = t.drop_columns(&["label"]).await?;
+    let renames = [("id", "patient_id"), ("grp", "site")];
+    let _ = t
+        .write()
+        .with_merge_schema(true)
+        .execute(stream(vec![reshaped(&nested_batch(40..50), &renames)]))
+        .await?;
+    let _ = t
+        .delete(Some(parse("patient_id < 5").expect("predicate")))
+        .await?;
+    let _ = t
+        .update(
+            &[("amount".to_owned(), parse("amount * 2").expect("expr"))],
+            Some(parse("site = 'x y'").expect("predicate")),
+        )
+        .await?;
+    let _ = t
+        .merge(
+            stream(vec![reshaped(&nested_batch(45..55), &renames)]),
+            parse("t.patient_id = s.patient_id").expect("on"),
+        )
+        .when_matched_update_all(None)
+        .when_not_matched_insert_all(None)
+        .execute()
+        .await?;
+    let _ = t.rename_column("addr.city", "town").await?;
+    let _ = t.optimize().run().await?;
+    Ok(())
+}
+
+/// Column mapping in id mode with deletion vectors and the change data feed.
+async fn column_mapping_id(t: &Table) -> delta_core::Result<()> {
+    let _ = t
+        .write()
+        .with_partition_columns(["grp"])
+        .with_property("delta.columnMapping.mode", "id")
+        .with_property("delta.enableDeletionVectors", "true")
+        .with_property("delta.enableChangeDataFeed", "true")
+        .execute(stream(vec![nested_batch(0..40)]))
+        .await?;
+    let _ = t.rename_column("label", "note").await?;
+    let _ = t.drop_columns(&["ward", "addr.zip"]).await?;
+    let _ = t.delete(Some(parse("id = 7").expect("predicate"))).await?;
+    let _ = t
+        .update(
+            &[(
+                "note".to_owned(),
+                parse("note || ' updated'").expect("expr"),
+            )],
+            Some(parse("id % 3 = 0").expect("predicate")),
+        )
+        .await?;
+    let source = nested_batch(30..50);
+    let source = reshaped(&source, &[("label", "note"), ("ward", ""), ("addr", "")]);
+    let _ = t
+        .merge(stream(vec![source]), parse("t.id = s.id").expect("on"))
+        .when_matched_update(
+            None,
+            vec![(
+                "note".to_owned(),
+                parse("s.note || ' merged'").expect("expr"),
+            )],
+        )
+        .when_not_matched_insert(
+            None,
+            vec![
+                ("grp".to_owned(), parse("s.grp").expect("expr")),
+                ("id".to_owned(), parse("s.id").expect("expr")),
+                ("amount".to_owned(), parse("s.amount").expect("expr")),
+                ("note".to_owned(), parse("s.note").expect("expr")),
+            ],
+        )
+        .execute()
+        .await?;
+    Ok(())
+}
+
+/// Name mode turned on for an existing plain table, then a rename and a drop.
+async fn column_mapping_turned_on(t: &Table) -> delta_core::Result<()> {
+    let _ = t
+        .write()
+        .with_partition_columns(["grp"])
+        .execute(stream(vec![ops_batch(0..20)]))
+        .await?;
+    let _ = t
+        .set_properties(&[("delta.columnMapping.mode".to_owned(), "name".to_owned())])
+        .await?;
+    let _ = t.rename_column("label", "remark").await?;
+    let _ = t.drop_columns(&["ward"]).await?;
+    let _ = t
+        .write()
+        .execute(stream(vec![reshaped(
+            &ops_batch(20..30),
+            &[("label", "remark"), ("ward", "")],
+        )]))
+        .await?;
+    let _ = t
+        .delete(Some(parse("id % 5 = 0").expect("predicate")))
+        .await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // Checks
 
@@ -756,6 +941,16 @@ fn two_engines_take_turns_with_deletion_vectors_and_change_data() {
     );
 }
 
+/// The same turns on a table we create with column mapping in id mode; then Spark renames and
+/// drops columns, we read that and append with the new schema, and Spark reads our append.
+#[test]
+fn two_engines_take_turns_with_column_mapping() {
+    take_turns(
+        "two engines, one table with column mapping (id mode)",
+        &[("delta.columnMapping.mode", "id")],
+    );
+}
+
 /// Six rounds: we append and delete / update / optimize / checkpoint, then Spark inserts and
 /// deletes / updates / optimizes; after every turn both engines read the same rows.
 fn take_turns(what: &str, properties: &[(&str, &str)]) {
@@ -865,7 +1060,33 @@ fn take_turns(what: &str, properties: &[(&str, &str)]) {
         engines.iter().any(|e| !e.contains("Spark")),
         "our engine missing from history: {engines:?}"
     );
-    if !properties.is_empty() {
+    let has = |key: &str| properties.iter().any(|(k, _)| *k == key);
+    if has("delta.columnMapping.mode") {
+        // Spark changes the schema without rewriting data; we read it and write under it.
+        spark
+            .sql(
+                &dir,
+                &[
+                    "ALTER TABLE {t} RENAME COLUMN label TO remark",
+                    "ALTER TABLE {t} DROP COLUMN ward",
+                ],
+            )
+            .expect("Spark's schema change");
+        let reshaped_rows = |b: RecordBatch| reshaped(&b, &[("label", "remark"), ("ward", "")]);
+        let _ = rt
+            .block_on(
+                open(&dir)
+                    .write()
+                    .execute(stream(vec![reshaped_rows(ops_batch(30_000..30_005))])),
+            )
+            .expect("our append after Spark's rename");
+        let (version, ours) = rt.block_on(our_rows(&open(&dir), None)).expect("our read");
+        let theirs = spark::sorted_rows(spark.rows(&dir, None).expect("Spark read"));
+        assert_eq!(ours, theirs, "{}", spark::diff(&ours, &theirs));
+        assert!(ours.iter().all(|r| !r.contains("\"ward\"")), "ward dropped");
+        expected_version = version;
+    }
+    if has("delta.enableDeletionVectors") {
         // Both engines marked rows in deletion vectors (none of them fell back to rewriting).
         let commits = rt.block_on(table.history(None)).expect("history");
         let marked_by = |spark_engine: bool| {
