@@ -5,8 +5,8 @@ Usage: read_with_peers.py TABLE_DIR [--version N] [--engine deltars|duckdb|both]
        read_with_peers.py TABLE_DIR --changes FROM
 
   deltars  delta-rs:  DeltaTable(TABLE_DIR, version=N).to_pyarrow_table(), or its
-           DataFusion reader (QueryBuilder) for tables with deletion vectors, which
-           to_pyarrow_table refuses
+           DataFusion reader (QueryBuilder) for tables with deletion vectors or column
+           mapping, which to_pyarrow_table refuses
   --changes  delta-rs's change data feed, DeltaTable.load_cdf(starting_version=FROM):
            the rows with _change_type and _commit_version (_commit_timestamp dropped)
   duckdb   DuckDB's delta extension: delta_scan(TABLE_DIR), or with --version
@@ -42,7 +42,10 @@ def read_deltars(table: Path, version: int | None) -> list[str]:
     from deltalake import DeltaTable, QueryBuilder
 
     dt = DeltaTable(str(table), version=version)
-    if "deletionVectors" in (dt.protocol().reader_features or []):
+    features = set(dt.protocol().reader_features or [])
+    if dt.protocol().min_reader_version == 2:
+        features.add("columnMapping")
+    if features & {"deletionVectors", "columnMapping"}:
         t = pa.table(QueryBuilder().register("t", dt).execute("SELECT * FROM t").read_all())
     else:
         t = dt.to_pyarrow_table()

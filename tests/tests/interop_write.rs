@@ -51,6 +51,8 @@ const TABLES: &[&str] = &[
     "maintained",
     "merged",
     "deletion_vectors_cdf",
+    "column_mapping_name",
+    "column_mapping_id",
 ];
 
 #[test]
@@ -320,8 +322,47 @@ fn check_stats(out: &mut Outcome, peers: &Peers, rt: &tokio::runtime::Runtime, d
     out.record(format!("{} stats", out.table), result);
 }
 
+/// Physical column paths (`a.b`) to logical ones, under the table's column mapping mode
+/// (identity without column mapping).
+fn logical_paths(snapshot: &Snapshot) -> HashMap<String, String> {
+    fn walk(
+        fields: &[delta_core::schema::StructField],
+        mode: delta_core::schema::ColumnMappingMode,
+        prefix: (&str, &str),
+        out: &mut HashMap<String, String>,
+    ) {
+        for f in fields {
+            let join = |p: &str, n: &str| {
+                if p.is_empty() {
+                    n.to_owned()
+                } else {
+                    format!("{p}.{n}")
+                }
+            };
+            let physical = join(prefix.0, f.physical_name(mode));
+            let logical = join(prefix.1, &f.name);
+            if let delta_core::schema::DataType::Struct(s) = &f.data_type {
+                walk(&s.fields, mode, (&physical, &logical), out);
+            }
+            out.insert(physical, logical);
+        }
+    }
+    let mut out = HashMap::new();
+    walk(
+        &snapshot.schema().fields,
+        snapshot.column_mapping(),
+        ("", ""),
+        &mut out,
+    );
+    out
+}
+
 fn compare_stats(snapshot: &Snapshot, theirs: &BTreeMap<String, Value>) -> Result<(), String> {
     let schema = snapshot.arrow_schema();
+    // Statistics and partition values are keyed by physical names; delta-rs keys its
+    // statistics so too, its partition values by logical names.
+    let logical = logical_paths(snapshot);
+    let logical_of = |c: &str| logical.get(c).cloned().unwrap_or_else(|| c.to_owned());
     let mut problems = Vec::new();
     let mut bounds_checked = 0usize;
     let ours: BTreeMap<&str, _> = snapshot
@@ -369,7 +410,7 @@ fn compare_stats(snapshot: &Snapshot, theirs: &BTreeMap<String, Value>) -> Resul
                         .map(Value::from)
                         .unwrap_or(Value::Null)
                 } else {
-                    let Some(t) = field_type(&schema, &column) else {
+                    let Some(t) = field_type(&schema, &logical_of(&column)) else {
                         problems.push(format!("{path}: {kind}.{column} is not a column"));
                         continue;
                     };
@@ -378,7 +419,7 @@ fn compare_stats(snapshot: &Snapshot, theirs: &BTreeMap<String, Value>) -> Resul
                 let got = &peer[peer_kind][&column];
                 if kind == "nullCount" && got.is_null() {
                     // delta-rs does not expose null counts of list and map columns.
-                    if field_type(&schema, &column)
+                    if field_type(&schema, &logical_of(&column))
                         .is_some_and(|t| matches!(t, DataType::List(_) | DataType::Map(..)))
                     {
                         continue;
@@ -394,7 +435,8 @@ fn compare_stats(snapshot: &Snapshot, theirs: &BTreeMap<String, Value>) -> Resul
             }
         }
         // Partition values, typed by delta-rs, equal ours (escaping survives the log).
-        for (column, value) in &add.partition_values {
+        for (physical, value) in &add.partition_values {
+            let column = &logical_of(physical);
             let t = field_type(&schema, column).ok_or("partition column")?;
             let expected = value.as_ref().map_or(Value::Null, |v| {
                 canonical_bound(&t, &Value::String(v.clone()))
@@ -1514,6 +1556,32 @@ fn deletion_vectors_and_change_data() {
     });
     out.record("deletion_vectors_cdf deltars changes".to_owned(), result);
     out.finish();
+}
+
+/// Column mapping written by us, in name and id mode, through renames (of the partition
+/// column too), a drop, the dropped name added again, DELETE and UPDATE: delta-rs and DuckDB
+/// read every version as we do, and delta-rs parses our statistics (keyed by physical names).
+#[test]
+fn column_mapping() {
+    let Some(peers) = peers("write interop (column mapping)") else {
+        return;
+    };
+    let rt = common::runtime();
+    for (mode, name) in [("name", "column_mapping_name"), ("id", "column_mapping_id")] {
+        let (_tmp, root) = workdir(name);
+        let dir = root.join(name);
+        let table = open(&dir);
+        rt.block_on(common::column_mapping_renames(&table, mode, &|ids| {
+            ops_batch(ids, abc)
+        }))
+        .expect("build");
+        let snapshot = rt.block_on(table.snapshot()).expect("snapshot");
+        let versions: Vec<u64> = (0..=snapshot.version()).collect();
+        let mut out = Outcome::new(name);
+        check_rows(&mut out, &peers, &rt, &dir, &versions);
+        check_stats(&mut out, &peers, &rt, &dir);
+        out.finish();
+    }
 }
 
 // ---------------------------------------------------------------------------------------

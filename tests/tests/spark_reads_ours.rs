@@ -554,23 +554,6 @@ fn nested_batch(ids: std::ops::Range<i64>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
 }
 
-/// `batch` with top-level columns renamed (`(from, to)`) and dropped (`to` empty).
-fn reshaped(batch: &RecordBatch, changes: &[(&str, &str)]) -> RecordBatch {
-    let mut fields = Vec::new();
-    let mut columns = Vec::new();
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        let name = changes
-            .iter()
-            .find(|(from, _)| from == field.name())
-            .map_or(field.name().as_str(), |(_, to)| to);
-        if !name.is_empty() {
-            fields.push(field.as_ref().clone().with_name(name));
-            columns.push(column.clone());
-        }
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
-}
-
 /// Column mapping in name mode: renames of a data column, the partition column and a nested
 /// field, a dropped column added again (with new rows), DML, MERGE and OPTIMIZE on top.
 async fn column_mapping_name(t: &Table) -> delta_core::Result<()> {
@@ -591,7 +574,10 @@ async fn column_mapping_name(t: &Table) -> delta_core::Result<()> {
     let _ = t
         .write()
         .with_merge_schema(true)
-        .execute(stream(vec![reshaped(&nested_batch(40..50), &renames)]))
+        .execute(stream(vec![common::reshaped(
+            &nested_batch(40..50),
+            &renames,
+        )]))
         .await?;
     let _ = t
         .delete(Some(parse("patient_id < 5").expect("predicate")))
@@ -604,7 +590,7 @@ async fn column_mapping_name(t: &Table) -> delta_core::Result<()> {
         .await?;
     let _ = t
         .merge(
-            stream(vec![reshaped(&nested_batch(45..55), &renames)]),
+            stream(vec![common::reshaped(&nested_batch(45..55), &renames)]),
             parse("t.patient_id = s.patient_id").expect("on"),
         )
         .when_matched_update_all(None)
@@ -639,7 +625,7 @@ async fn column_mapping_id(t: &Table) -> delta_core::Result<()> {
         )
         .await?;
     let source = nested_batch(30..50);
-    let source = reshaped(&source, &[("label", "note"), ("ward", ""), ("addr", "")]);
+    let source = common::reshaped(&source, &[("label", "note"), ("ward", ""), ("addr", "")]);
     let _ = t
         .merge(stream(vec![source]), parse("t.id = s.id").expect("on"))
         .when_matched_update(
@@ -677,7 +663,7 @@ async fn column_mapping_turned_on(t: &Table) -> delta_core::Result<()> {
     let _ = t.drop_columns(&["ward"]).await?;
     let _ = t
         .write()
-        .execute(stream(vec![reshaped(
+        .execute(stream(vec![common::reshaped(
             &ops_batch(20..30),
             &[("label", "remark"), ("ward", "")],
         )]))
@@ -1072,7 +1058,8 @@ fn take_turns(what: &str, properties: &[(&str, &str)]) {
                 ],
             )
             .expect("Spark's schema change");
-        let reshaped_rows = |b: RecordBatch| reshaped(&b, &[("label", "remark"), ("ward", "")]);
+        let reshaped_rows =
+            |b: RecordBatch| common::reshaped(&b, &[("label", "remark"), ("ward", "")]);
         let _ = rt
             .block_on(
                 open(&dir)

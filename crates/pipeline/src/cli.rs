@@ -182,6 +182,12 @@ pub enum TableCommand {
     SetProperty(SetPropertyArgs),
     /// Add a CHECK constraint, after checking every existing row against it.
     AddConstraint(AddConstraintArgs),
+    /// Rename a column (or a struct field, `a.b`) in a metadata-only commit; needs column
+    /// mapping (`set-property URI delta.columnMapping.mode=name`).
+    RenameColumn(RenameColumnArgs),
+    /// Drop columns (or struct fields, `a.b`) in a metadata-only commit; needs column
+    /// mapping. The values stay in the data files, unread, until the files are rewritten.
+    DropColumn(DropColumnArgs),
     /// Compact small files (bin-packing per partition) or cluster rows along a Hilbert or
     /// Morton curve (--zorder-by); prints the plan and what was rewritten.
     Optimize(OptimizeArgs),
@@ -417,6 +423,11 @@ pub struct WriteArgs {
     #[arg(long)]
     pub merge_schema: bool,
 
+    /// A property of the new table (repeatable), e.g. `delta.columnMapping.mode=name` or
+    /// `delta.enableDeletionVectors=true`; an existing table takes `table set-property`.
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub properties: Vec<(String, String)>,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -557,6 +568,42 @@ pub struct SetPropertyArgs {
     /// Properties to set, e.g. `delta.appendOnly=true` (one or more).
     #[arg(value_name = "KEY=VALUE", required = true, value_parser = parse_key_value)]
     pub properties: Vec<(String, String)>,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table rename-column`.
+#[derive(Debug, Args)]
+pub struct RenameColumnArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// The column to rename: a top-level column, or `a.b` for field `b` of struct `a`.
+    #[arg(value_name = "COLUMN")]
+    pub column: String,
+
+    /// Its new name (within the same struct).
+    #[arg(value_name = "NEW_NAME")]
+    pub new_name: String,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `table drop-column`.
+#[derive(Debug, Args)]
+pub struct DropColumnArgs {
+    /// Table location.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// The columns to drop (one or more): top-level columns, or `a.b` for struct fields.
+    #[arg(value_name = "COLUMN", required = true)]
+    pub columns: Vec<String>,
 
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -721,6 +768,8 @@ impl TableCommand {
             Self::Checkpoint(a) => &a.uri,
             Self::SetProperty(a) => &a.uri,
             Self::AddConstraint(a) => &a.uri,
+            Self::RenameColumn(a) => &a.uri,
+            Self::DropColumn(a) => &a.uri,
             Self::Optimize(a) => &a.uri,
             Self::Vacuum(a) => &a.uri,
             Self::Clustering(a) => &a.uri,

@@ -851,6 +851,75 @@ fn checkpoint_set_property_and_constraints() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn column_mapping_rename_and_drop_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A plain table: renames need column mapping, and the error says how to turn it on.
+    let uri = partitioned_table(dir.path());
+    let uri = uri.as_str();
+    let err = fails(&["table", "rename-column", uri, "name", "full_name"], 1);
+    assert!(err.contains("delta.columnMapping.mode = name"), "{err}");
+    ok(&[
+        "table",
+        "set-property",
+        uri,
+        "delta.columnMapping.mode=name",
+    ]);
+    let out = ok(&["table", "rename-column", uri, "name", "full_name"]);
+    assert!(
+        out.starts_with("version 2: renamed name to full_name"),
+        "{out}"
+    );
+    let out: Value =
+        serde_json::from_str(&ok(&["table", "drop-column", uri, "v", "--json"])).expect("json");
+    assert_eq!(out["operation"], "DROP COLUMNS");
+    assert_eq!(out["version"], 3);
+    let err = fails(&["table", "drop-column", uri, "st"], 1);
+    assert!(err.contains("partition column"), "{err}");
+    let all = rows(uri);
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0]["full_name"], "p1");
+    assert!(
+        all.iter()
+            .all(|r| r.get("v").is_none() && r.get("name").is_none())
+    );
+    let described = ok(&["table", "describe", uri]);
+    assert!(described.contains("full_name"), "{described}");
+    assert!(described.contains("[physical name name"), "{described}");
+
+    // A new table created with column mapping: physical names are fresh, ids are listed.
+    let input = write_file(dir.path(), "m.jsonl", "{\"id\":1,\"site\":\"a b\"}\n");
+    let mapped = dir.path().join("mapped");
+    let mapped = path_str(&mapped);
+    ok(&[
+        "table",
+        "write",
+        mapped,
+        "--input",
+        &input,
+        "--property",
+        "delta.columnMapping.mode=id",
+    ]);
+    let doc = describe(mapped);
+    assert_eq!(doc["properties"]["delta.columnMapping.mode"], "id");
+    assert_eq!(doc["properties"]["delta.columnMapping.maxColumnId"], "2");
+    ok(&["table", "rename-column", mapped, "site", "clinic"]);
+    assert_eq!(rows(mapped)[0]["clinic"], "a b");
+    let err = fails(
+        &[
+            "table",
+            "write",
+            mapped,
+            "--input",
+            &input,
+            "--property",
+            "x=y",
+        ],
+        1,
+    );
+    assert!(err.contains("use `medilake table set-property`"), "{err}");
+}
+
+#[test]
 fn input_errors_name_the_file_and_line_but_no_values() {
     let dir = tempfile::tempdir().expect("tempdir");
     let uri = dir.path().join("t");

@@ -360,3 +360,63 @@ pub async fn our_changes(
         (0..b.num_rows()).map(move |r| pipeline::output::row_to_json(b, r).expect("row_to_json"))
     })))
 }
+
+/// `batch` with top-level columns renamed (`(from, to)`) and dropped (`to` empty).
+pub fn reshaped(batch: &RecordBatch, changes: &[(&str, &str)]) -> RecordBatch {
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let name = changes
+            .iter()
+            .find(|(from, _)| from == field.name())
+            .map_or(field.name().as_str(), |(_, to)| to);
+        if !name.is_empty() {
+            fields.push(field.as_ref().clone().with_name(name));
+            columns.push(column.clone());
+        }
+    }
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .expect("batch")
+}
+
+/// Column mapping in `mode` on a table partitioned by `grp`: a rename of a data column and of
+/// the partition column, a dropped column added again by schema merge, DELETE and UPDATE.
+///
+/// `batch(ids)` makes rows with columns `grp` (the partition column), `id` (Int64), `label`
+/// (Utf8) and any others.
+pub async fn column_mapping_renames(
+    t: &delta_core::Table,
+    mode: &str,
+    batch: &(dyn Fn(std::ops::Range<i64>) -> RecordBatch + Sync),
+) -> delta_core::Result<()> {
+    use delta_core::expression::parse;
+    let stream = |b: RecordBatch| futures::stream::iter([Ok(b)]).boxed();
+    let _ = t
+        .write()
+        .with_partition_columns(["grp"])
+        .with_property("delta.columnMapping.mode", mode)
+        .execute(stream(batch(0..30)))
+        .await?;
+    let _ = t.rename_column("label", "remark").await?;
+    let _ = t.rename_column("grp", "site").await?;
+    let _ = t.drop_columns(&["remark"]).await?;
+    let renames = [("grp", "site")];
+    let _ = t
+        .write()
+        .with_merge_schema(true)
+        .execute(stream(reshaped(&batch(30..40), &renames)))
+        .await?;
+    let _ = t
+        .delete(Some(parse("id % 4 = 0").expect("predicate")))
+        .await?;
+    let _ = t
+        .update(
+            &[("label".to_owned(), parse("'updated'").expect("expr"))],
+            Some(parse("id < 10").expect("predicate")),
+        )
+        .await?;
+    Ok(())
+}

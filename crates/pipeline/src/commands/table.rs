@@ -51,6 +51,8 @@ pub async fn run<W: Write>(
         TableCommand::Checkpoint(args) => super::write::checkpoint(&table, &args, out).await,
         TableCommand::SetProperty(args) => super::write::set_property(&table, &args, out).await,
         TableCommand::AddConstraint(args) => super::write::add_constraint(&table, &args, out).await,
+        TableCommand::RenameColumn(args) => super::write::rename_column(&table, &args, out).await,
+        TableCommand::DropColumn(args) => super::write::drop_column(&table, &args, out).await,
         TableCommand::Optimize(args) => super::maintenance::optimize(&table, &args, out).await,
         TableCommand::Vacuum(args) => super::maintenance::vacuum(&table, &args, out).await,
         TableCommand::Clustering(args) => super::maintenance::clustering(&table, &args, out).await,

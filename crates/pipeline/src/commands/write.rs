@@ -23,8 +23,8 @@ use delta_core::{OperationReport, SaveMode, Table};
 
 use super::plural;
 use crate::cli::{
-    AddConstraintArgs, CheckpointArgs, DeleteArgs, SetPropertyArgs, UpdateArgs, WriteArgs,
-    WriteMode,
+    AddConstraintArgs, CheckpointArgs, DeleteArgs, DropColumnArgs, RenameColumnArgs,
+    SetPropertyArgs, UpdateArgs, WriteArgs, WriteMode,
 };
 use crate::input::{InputFile, InputPlan};
 use crate::output::Json;
@@ -67,6 +67,11 @@ pub async fn write<W: Write>(table: &Table, args: &WriteArgs, out: &mut W) -> Re
         Err(delta_core::Error::NotATable { .. }) => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read table {uri}")),
     };
+    if existing.is_some() && !args.properties.is_empty() {
+        bail!(
+            "--property sets properties of a new table; table {uri} exists: use `medilake table set-property`"
+        );
+    }
     let table_schema = existing.as_ref().map(delta_core::Snapshot::arrow_schema);
     let merge_schema = args.merge_schema;
     let plan = tokio::task::spawn_blocking(move || {
@@ -124,6 +129,9 @@ pub async fn write<W: Write>(table: &Table, args: &WriteArgs, out: &mut W) -> Re
             SaveMode::Append
         })
         .with_merge_schema(args.merge_schema);
+    for (key, value) in &args.properties {
+        builder = builder.with_property(key.as_str(), value.as_str());
+    }
     if let Some(columns) = &args.partition_by {
         builder = builder.with_partition_columns(
             columns
@@ -416,6 +424,78 @@ pub async fn set_property<W: Write>(
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         writeln!(out, "version {}: set {}", committed.version, set.join(", "))?;
+    }
+    Ok(())
+}
+
+/// `table rename-column`.
+///
+/// # Errors
+/// A table without column mapping, an unknown column, a name already taken, a column a
+/// CHECK constraint reads; conflicts.
+pub async fn rename_column<W: Write>(
+    table: &Table,
+    args: &RenameColumnArgs,
+    out: &mut W,
+) -> Result<()> {
+    let uri = args.uri.as_str();
+    let committed = table
+        .rename_column(&args.column, &args.new_name)
+        .await
+        .with_context(|| format!("cannot rename column {} of table {uri}", args.column))?;
+    if args.json {
+        let doc = Json::object([
+            ("operation", Json::str("RENAME COLUMN")),
+            ("version", Json::from(committed.version)),
+            ("column", Json::str(args.column.as_str())),
+            ("new_name", Json::str(args.new_name.as_str())),
+            ("attempts", Json::from(u64::from(committed.attempts))),
+        ]);
+        writeln!(out, "{}", doc.to_json_string())?;
+    } else {
+        writeln!(
+            out,
+            "version {}: renamed {} to {} (metadata only: the data files keep the column under its physical name)",
+            committed.version, args.column, args.new_name
+        )?;
+    }
+    Ok(())
+}
+
+/// `table drop-column`.
+///
+/// # Errors
+/// A table without column mapping, an unknown column, a partition column, a column a CHECK
+/// constraint reads, no data column left; conflicts.
+pub async fn drop_column<W: Write>(
+    table: &Table,
+    args: &DropColumnArgs,
+    out: &mut W,
+) -> Result<()> {
+    let uri = args.uri.as_str();
+    let columns: Vec<&str> = args.columns.iter().map(String::as_str).collect();
+    let committed = table
+        .drop_columns(&columns)
+        .await
+        .with_context(|| format!("cannot drop columns {} of table {uri}", columns.join(", ")))?;
+    if args.json {
+        let doc = Json::object([
+            ("operation", Json::str("DROP COLUMNS")),
+            ("version", Json::from(committed.version)),
+            (
+                "columns",
+                Json::Array(columns.iter().map(|c| Json::str(*c)).collect()),
+            ),
+            ("attempts", Json::from(u64::from(committed.attempts))),
+        ]);
+        writeln!(out, "{}", doc.to_json_string())?;
+    } else {
+        writeln!(
+            out,
+            "version {}: dropped {} (metadata only: the values stay in the data files until they are rewritten)",
+            committed.version,
+            columns.join(", ")
+        )?;
     }
     Ok(())
 }
