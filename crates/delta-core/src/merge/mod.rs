@@ -538,9 +538,17 @@ impl<'a> MergeBuilder<'a> {
 
         // Pass 2: the inserts (the longest task, so it starts first and overlaps the rest),
         // and each touched file alone, in parallel tasks.
-        let mut work: Vec<Work> = Vec::with_capacity(touched.len() + 1);
+        let mut work: Vec<Work> = Vec::with_capacity(touched.len() + parallelism);
         if !job.state.plan.not_matched.is_empty() && !unmatched.is_empty() {
-            work.push(Work::Insert(unmatched));
+            // Many inserts are split over the tasks (one file each), so that they are not
+            // the one long task that the rest waits for.
+            let parts = (unmatched.len() / MIN_INSERT_TASK_ROWS).clamp(1, parallelism);
+            let per_part = unmatched.len().div_ceil(parts);
+            work.extend(
+                unmatched
+                    .chunks(per_part)
+                    .map(|rows| Work::Insert(rows.to_vec())),
+            );
         }
         work.extend(
             touched
@@ -673,6 +681,12 @@ impl<'a> MergeBuilder<'a> {
 /// The most files a merge reads or writes at once (each in its own task).
 const MAX_TASKS: usize = 4;
 
+/// Rows per stand-in batch of a file whose rows pass 2 does not read.
+const PLACEHOLDER_BATCH_ROWS: u32 = 64 * 1024;
+
+/// The fewest inserted rows worth a task of their own.
+const MIN_INSERT_TASK_ROWS: usize = 128 * 1024;
+
 /// What the merge's tasks share.
 struct Job {
     state: MergeState,
@@ -686,7 +700,13 @@ struct Job {
 }
 
 /// The `ON` pairs of one file: target row offsets within the file's rows, and source rows.
-type FilePairs = (Vec<u32>, Vec<u32>);
+/// The `ON` pairs of one file (target row positions among its live rows, in order, and their
+/// source rows) and how many live rows pass 1 read from it.
+struct FilePairs {
+    targets: Vec<u32>,
+    sources: Vec<u32>,
+    rows: u32,
+}
 
 /// What pass 1 learnt about one file.
 struct FileScan {
@@ -746,7 +766,11 @@ impl Job {
         }
         let matched_sources = file_sources.clone();
         Ok(FileScan {
-            touched_pairs: touched.then_some((file_targets, file_sources)),
+            touched_pairs: touched.then_some(FilePairs {
+                targets: file_targets,
+                sources: file_sources,
+                rows: offset,
+            }),
             matched_sources,
         })
     }
@@ -775,12 +799,28 @@ impl Job {
         let mut violations = vec![0u64; self.checks.len()];
         let outcome: Result<()> = async {
             let mut scan = self.snapshot.scan();
+            let mut read_nothing = false;
             if Rewriter::marks(&edit) && !writer.writes_change_data() {
                 let table_schema = self.snapshot.arrow_schema();
-                scan = scan.with_columns(self.state.plan.marked_file_columns(&table_schema));
+                let columns = self.state.plan.marked_file_columns(&table_schema);
+                // Nothing the changing rows are computed from is in the file (UPDATE * or
+                // SETs of source values, DELETE): its rows need not be read again, only
+                // counted, which pass 1 did.
+                read_nothing = !self.state.plan.clauses_read_target
+                    && self.state.plan.by_source.is_empty()
+                    && columns.len() == self.state.plan.target_needed.len();
+                scan = scan.with_columns(columns);
             }
-            let mut stream = scan.build_for(std::slice::from_ref(&add))?.execute();
-            let (targets, sources) = pairs;
+            let FilePairs {
+                targets,
+                sources,
+                rows: live_rows,
+            } = pairs;
+            let mut stream = if read_nothing {
+                self.state.plan.placeholder_batches(live_rows)?
+            } else {
+                scan.build_for(std::slice::from_ref(&add))?.execute()
+            };
             let mut cursor = 0usize;
             let mut offset = 0u32;
             while let Some(batch) = stream.try_next().await? {
@@ -969,6 +1009,10 @@ struct Names<'s> {
     source: &'s Schema,
     target_needed: Vec<String>,
     source_needed: Vec<String>,
+    /// Whether the `ON` condition is being qualified (its target columns are read in pass 1).
+    in_on: bool,
+    /// Whether a clause (not `ON`) reads a target column.
+    clauses_read_target: bool,
 }
 
 fn find_name<'f>(schema: &'f Schema, name: &str) -> Option<&'f String> {
@@ -1014,6 +1058,9 @@ impl Names<'_> {
                     )));
                 }
                 _ => {}
+            }
+            if side == Side::Target && !self.in_on {
+                self.clauses_read_target = true;
             }
             let needed = match side {
                 Side::Target => &mut self.target_needed,
@@ -1212,6 +1259,8 @@ struct Plan {
     /// Whether only pairs with a TRUE matched condition count towards the multiple-match check
     /// (Spark: when the merge has only MATCHED clauses).
     check_only_acting_pairs: bool,
+    /// Whether a WHEN clause's condition or values read a target column.
+    clauses_read_target: bool,
 }
 
 impl Plan {
@@ -1258,10 +1307,13 @@ impl Plan {
             source: source_schema,
             target_needed: Vec::new(),
             source_needed: Vec::new(),
+            in_on: true,
+            clauses_read_target: false,
         };
 
         // ON: equality keys and the residual.
         let qualified_on = names.qualify(on, Scope::Both, "ON")?;
+        names.in_on = false;
         let mut keys = Vec::new();
         let mut residual = Vec::new();
         let mut target_only = Vec::new();
@@ -1427,6 +1479,7 @@ impl Plan {
         let Names {
             target_needed,
             source_needed,
+            clauses_read_target,
             ..
         } = names;
         Ok(Self {
@@ -1443,6 +1496,7 @@ impl Plan {
             target_only,
             multiple_matches_allowed,
             check_only_acting_pairs,
+            clauses_read_target,
         })
     }
 
@@ -2039,6 +2093,25 @@ impl Plan {
             }
         }
         columns
+    }
+
+    /// Batches of `rows` rows in total holding NULL in every column of `target_needed`:
+    /// stand-ins for a file's rows when pass 2 computes nothing from them.
+    fn placeholder_batches(&self, rows: u32) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let schema: SchemaRef = Arc::new(Schema::new(self.target_needed_fields()));
+        let mut batches = Vec::new();
+        let mut start = 0u32;
+        while start < rows {
+            let len = (rows - start).min(PLACEHOLDER_BATCH_ROWS);
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| arrow::array::new_null_array(f.data_type(), len as usize))
+                .collect();
+            batches.push(Ok(RecordBatch::try_new(schema.clone(), columns)?));
+            start += len;
+        }
+        Ok(futures::stream::iter(batches).boxed())
     }
 
     /// The fields of the target columns the plan reads (from the output schema, which holds
