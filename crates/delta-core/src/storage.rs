@@ -54,6 +54,10 @@ pub struct Storage {
     /// Why commits to this store could not be atomic, when its configuration says so
     /// (checked before anything is written: [`Storage::check_commits`]).
     commit_refusal: Option<Arc<str>>,
+    /// `_delta_log` on local disk, when the store is the local file system this storage
+    /// opened itself (not a store handed in, which may wrap it): the log is then listed with
+    /// the operating system directly ([`Storage::list_log`]).
+    local_log_dir: Option<Arc<std::path::Path>>,
 }
 
 /// Client settings of the HTTP object stores (S3, Azure, GCS), applied unless the user set
@@ -292,6 +296,13 @@ impl Storage {
         };
         let mut storage = Self::new(store, url)?;
         storage.commit_refusal = commit_refusal;
+        if storage.url.scheme() == "file" {
+            storage.local_log_dir = storage
+                .url
+                .to_file_path()
+                .ok()
+                .map(|dir| Arc::from(dir.join("_delta_log")));
+        }
         Ok(storage)
     }
 
@@ -306,6 +317,7 @@ impl Storage {
             root,
             url,
             commit_refusal: None,
+            local_log_dir: None,
         })
     }
 
@@ -606,6 +618,25 @@ impl Storage {
     /// [`Error::Storage`] on store failures.
     pub async fn list_log(&self, from: Option<Version>) -> Result<Vec<LogFile>> {
         let prefix = self.root.clone().join("_delta_log");
+        if let Some(dir) = &self.local_log_dir {
+            // object_store's local listing stats every entry and builds a store path for it
+            // before it compares with the offset: O(log size) work for every snapshot load.
+            // The directory is read here instead, and only entries at or after `from` are
+            // stat-ed.
+            let dir = dir.clone();
+            let listed = tokio::task::spawn_blocking(move || list_local_log(&dir, from))
+                .await
+                .map_err(|e| Error::invalid(format!("the log listing task failed: {e}")))??;
+            return Ok(listed
+                .into_iter()
+                .map(|(log_path, name, size, last_modified_ms)| LogFile {
+                    log_path,
+                    location: prefix.clone().join(name.as_str()).to_string(),
+                    size,
+                    last_modified_ms,
+                })
+                .collect());
+        }
         let stream = match from {
             Some(v) if v > 0 => {
                 let offset = prefix.clone().join(format!("{:020}", v - 1).as_str());
@@ -642,6 +673,55 @@ impl Storage {
         }
         Ok(files)
     }
+}
+
+/// The log files in local directory `dir` whose version is at least `from`: their log path,
+/// file name, size and modification time (ms). A missing directory lists as empty, as an
+/// object store's listing of a missing prefix does; entries that are not files (or vanish
+/// while listed) are skipped.
+fn list_local_log(
+    dir: &std::path::Path,
+    from: Option<Version>,
+) -> Result<Vec<(LogPath, String, u64, i64)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::Storage(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }));
+        }
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(log_path) = LogPath::parse(name) else {
+            continue;
+        };
+        if let (Some(min), Some(v)) = (from, log_path.version())
+            && v < min
+        {
+            continue;
+        }
+        // Follows symbolic links, as object_store's local listing does.
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let last_modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .unwrap_or(0);
+        files.push((log_path, name.to_owned(), meta.len(), last_modified_ms));
+    }
+    Ok(files)
 }
 
 /// Bytes fetched with the parquet footer, so that small files need one read for metadata.
