@@ -18,10 +18,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::array::{RecordBatch, UInt64Array};
 use arrow::compute::take_record_batch;
 use arrow::row::{RowConverter, Rows, SortField};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::action::Add;
 use crate::expression::Expression;
@@ -39,8 +39,13 @@ pub const CLUSTERING_TAG: &str = "medilake.clustering";
 const DEFAULT_MEMORY_BUDGET_BYTES: usize = 512 << 20;
 /// Rows sampled to find each column's rank boundaries and the curve's split points.
 const SAMPLE_ROWS: usize = 100_000;
-/// Bits per dimension of curve coordinates (rank buckets per column = 2^bits).
+/// The most bits per dimension of curve coordinates (rank buckets per column = 2^bits).
 const MAX_BITS_PER_DIMENSION: u32 = 16;
+/// The fewest bits per dimension: 4,096 rank buckets per column.
+const MIN_BITS_PER_DIMENSION: u32 = 12;
+/// Curve cells per output file that the coordinates must at least give, so that the index
+/// range splits into files of about equal rows.
+const CELLS_PER_FILE: u64 = 256;
 /// Bins committed together.
 const BINS_PER_COMMIT: usize = 64;
 /// A file whose deletion vector hides more than this share of its rows is rewritten.
@@ -421,7 +426,8 @@ impl OptimizeBuilder {
         let columns = &self.zorder;
         let dims = columns.len();
         let curve = self.curve();
-        let bits = (128 / u32::try_from(dims).unwrap_or(8)).min(MAX_BITS_PER_DIMENSION);
+        let files = usize::try_from(bin.bytes.div_ceil(target).max(1)).unwrap_or(1);
+        let bits = curve_bits(dims, files);
         let buckets = 1u64 << bits;
         // Pass 1: sample rows of the clustering columns (deterministic, evenly spaced by a
         // stride that doubles as the input grows, so the sample stays under SAMPLE_ROWS).
@@ -453,6 +459,11 @@ impl OptimizeBuilder {
             }
         }
         let total_rows = seen;
+        tracing::debug!(
+            rows = total_rows,
+            sample = sample.len(),
+            "OPTIMIZE clustering: pass 1 (sample) done"
+        );
         if total_rows == 0 {
             return Ok((Vec::new(), 0));
         }
@@ -466,33 +477,6 @@ impl OptimizeBuilder {
                 ))
             })
             .collect();
-        let index_of = |keys: &[&[u8]]| -> u128 {
-            let mut point = [0u32; 8];
-            for ((coordinate, key), b) in point.iter_mut().zip(keys).zip(&boundaries) {
-                *coordinate = zorder::rank::spread(b.bucket(key), b.bucket_count(), bits);
-            }
-            curve_index(curve, &point[..dims], bits)
-        };
-        let mut sample_indices: Vec<u128> = sample
-            .iter()
-            .map(|r| {
-                let mut keys: [&[u8]; 8] = [&[]; 8];
-                for (slot, key) in keys.iter_mut().zip(r) {
-                    *slot = key.as_slice();
-                }
-                index_of(&keys[..dims])
-            })
-            .collect();
-        sample_indices.sort_unstable();
-        let files = usize::try_from(bin.bytes.div_ceil(target).max(1)).unwrap_or(1);
-        let splits: Vec<u128> = (1..files)
-            .map(|i| sample_indices[i * sample_indices.len() / files])
-            .collect();
-        // Pass 2: route every row to the file of its index range.
-        let budget = self.memory_budget_bytes / 2;
-        let mut writers: Vec<DataWriter> = (0..files)
-            .map(|_| self.writer(snapshot, target.saturating_mul(2), budget / files))
-            .collect::<Result<_>>()?;
         let key_positions: Vec<usize> = {
             let schema = snapshot.arrow_schema();
             columns
@@ -508,46 +492,90 @@ impl OptimizeBuilder {
                 })
                 .collect::<std::result::Result<_, _>>()?
         };
-        let mut stream = snapshot.scan().build_for(&bin.files)?.execute();
+        let mut router = Router {
+            converters,
+            boundaries,
+            splits: Vec::new(),
+            key_positions,
+            curve,
+            bits,
+        };
+        let mut sample_indices: Vec<u128> = sample
+            .iter()
+            .map(|r| {
+                let mut keys: [&[u8]; 8] = [&[]; 8];
+                for (slot, key) in keys.iter_mut().zip(r) {
+                    *slot = key.as_slice();
+                }
+                router.index_of(&keys[..dims])
+            })
+            .collect();
+        drop(sample);
+        sample_indices.sort_unstable();
+        router.splits = (1..files)
+            .map(|i| sample_indices[i * sample_indices.len() / files])
+            .collect();
+        drop(sample_indices);
+        let router = Arc::new(router);
+        tracing::debug!(files, "OPTIMIZE clustering: boundaries and splits done");
+
+        // Pass 2: route every row to the file of its index range. The input files are read
+        // and routed by parallel tasks (the decoding and the curve indexes are most of the
+        // work), and the routed parts are written here, in the order they arrive: which rows
+        // go to which file does not depend on that order, only their order inside a file.
+        let budget = self.memory_budget_bytes / 2;
+        let mut writers: Vec<DataWriter> = (0..files)
+            .map(|_| self.writer(snapshot, target.saturating_mul(2), budget / files))
+            .collect::<Result<_>>()?;
+        let readers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, MAX_ROUTING_TASKS)
+            .min(bin.files.len().max(1));
+        let (sender, mut receiver) =
+            tokio::sync::mpsc::channel::<Result<Vec<(usize, RecordBatch)>>>(2 * readers);
+        let tasks: Vec<tokio::task::JoinHandle<()>> = split_by_size(&bin.files, readers)
+            .into_iter()
+            .map(|group| {
+                let (sender, router, snapshot) = (sender.clone(), router.clone(), snapshot.clone());
+                tokio::spawn(async move {
+                    let mut stream = match snapshot.scan().build_for(&group) {
+                        Ok(scan) => scan.execute(),
+                        Err(e) => {
+                            sender.send(Err(e)).await.ok();
+                            return;
+                        }
+                    };
+                    while let Some(batch) = stream.next().await {
+                        let routed = batch.and_then(|b| router.route(&b));
+                        let failed = routed.is_err();
+                        // The receiver is gone when the write failed: stop reading.
+                        if sender.send(routed).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(sender);
         let mut rows = 0u64;
         let outcome: Result<()> = async {
-            while let Some(batch) = stream.try_next().await? {
-                let key_columns: Vec<ArrayRef> = key_positions
-                    .iter()
-                    .map(|i| batch.column(*i).clone())
-                    .collect();
-                let key_batch = RecordBatch::try_new(
-                    Arc::new(arrow::datatypes::Schema::new(
-                        key_positions
-                            .iter()
-                            .map(|i| batch.schema().field(*i).clone())
-                            .collect::<Vec<_>>(),
-                    )),
-                    key_columns,
-                )?;
-                let keys = row_keys(&converters, &key_batch)?;
-                let mut routes: Vec<Vec<u64>> = vec![Vec::new(); files];
-                for row in 0..batch.num_rows() {
-                    let mut row_keys: [&[u8]; 8] = [&[]; 8];
-                    for (slot, k) in row_keys.iter_mut().zip(&keys) {
-                        *slot = k.row(row).data();
-                    }
-                    let index = index_of(&row_keys[..dims]);
-                    let file = splits.partition_point(|s| *s <= index);
-                    routes[file].push(row as u64);
-                }
-                for (file, indices) in routes.into_iter().enumerate() {
-                    if indices.is_empty() {
-                        continue;
-                    }
-                    let part = take_record_batch(&batch, &UInt64Array::from(indices))?;
+            while let Some(parts) = receiver.recv().await {
+                for (file, part) in parts? {
+                    rows += part.num_rows() as u64;
                     writers[file].write(&part).await?;
                 }
-                rows += batch.num_rows() as u64;
             }
             Ok(())
         }
         .await;
+        drop(receiver);
+        for task in tasks {
+            if let Err(e) = task.await
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
         if let Err(e) = outcome {
             for writer in writers {
                 writer.abort().await.ok();
@@ -558,6 +586,10 @@ impl OptimizeBuilder {
         for writer in writers {
             adds.extend(writer.finish().await?);
         }
+        tracing::debug!(
+            files = adds.len(),
+            "OPTIMIZE clustering: pass 2 (route and write) done"
+        );
         let mut tags = HashMap::new();
         tags.insert(CLUSTERING_TAG.to_owned(), Some(self.signature()));
         Ok((rearranged(adds, Some(tags)), rows))
@@ -570,6 +602,102 @@ fn row_keys(converters: &[RowConverter], batch: &RecordBatch) -> Result<Vec<Rows
         .iter()
         .zip(batch.columns())
         .map(|(converter, column)| Ok(converter.convert_columns(std::slice::from_ref(column))?))
+        .collect()
+}
+
+/// Bits per dimension for clustering `dims` columns into `files` files: enough that the curve
+/// has [`CELLS_PER_FILE`] cells per file, at least [`MIN_BITS_PER_DIMENSION`], at most
+/// [`MAX_BITS_PER_DIMENSION`] and `128 / dims` (the index is a `u128`). Fewer buckets keep
+/// each column's boundaries small enough to stay in the CPU cache while every row is looked
+/// up; the files' clustering does not need more than that resolution.
+fn curve_bits(dims: usize, files: usize) -> u32 {
+    let dims = u32::try_from(dims.clamp(1, 8)).unwrap_or(8);
+    let cells = (files as u64).max(1).saturating_mul(CELLS_PER_FILE);
+    let total_bits = u64::BITS - (cells - 1).leading_zeros();
+    total_bits
+        .div_ceil(dims)
+        .clamp(MIN_BITS_PER_DIMENSION, MAX_BITS_PER_DIMENSION)
+        .min(128 / dims)
+}
+
+/// Tasks that read and route the rows of a clustered bin in parallel.
+const MAX_ROUTING_TASKS: usize = 4;
+
+/// What routes a row to its output file: the rank boundaries of each clustering column, the
+/// curve, and the index values that split the curve into the output files.
+struct Router {
+    converters: Vec<RowConverter>,
+    boundaries: Vec<zorder::rank::ByteBoundaries>,
+    splits: Vec<u128>,
+    /// The positions of the clustering columns in the scanned batches.
+    key_positions: Vec<usize>,
+    curve: Curve,
+    bits: u32,
+}
+
+impl Router {
+    /// The curve index of a row given the byte keys of its clustering columns.
+    fn index_of(&self, keys: &[&[u8]]) -> u128 {
+        let mut point = [0u32; 8];
+        for ((coordinate, key), b) in point.iter_mut().zip(keys).zip(&self.boundaries) {
+            *coordinate = zorder::rank::spread(b.bucket(key), b.bucket_count(), self.bits);
+        }
+        curve_index(self.curve, &point[..keys.len()], self.bits)
+    }
+
+    /// The rows of `batch` split by output file: `(file, rows)` for each file that gets some.
+    fn route(&self, batch: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>> {
+        let dims = self.key_positions.len();
+        let keys: Vec<Rows> = self
+            .converters
+            .iter()
+            .zip(&self.key_positions)
+            .map(|(converter, i)| {
+                Ok(converter.convert_columns(std::slice::from_ref(batch.column(*i)))?)
+            })
+            .collect::<Result<_>>()?;
+        let mut routes: Vec<Vec<u64>> = vec![Vec::new(); self.splits.len() + 1];
+        for row in 0..batch.num_rows() {
+            let mut row_keys: [&[u8]; 8] = [&[]; 8];
+            for (slot, k) in row_keys.iter_mut().zip(&keys) {
+                *slot = k.row(row).data();
+            }
+            let index = self.index_of(&row_keys[..dims]);
+            let file = self.splits.partition_point(|s| *s <= index);
+            routes[file].push(row as u64);
+        }
+        let mut parts = Vec::new();
+        for (file, indices) in routes.into_iter().enumerate() {
+            if indices.len() == batch.num_rows() {
+                parts.push((file, batch.clone()));
+            } else if !indices.is_empty() {
+                parts.push((file, take_record_batch(batch, &UInt64Array::from(indices))?));
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// `files` split into at most `groups` groups of about equal bytes (largest first, each to
+/// the lightest group; a group keeps its files in their original order).
+fn split_by_size(files: &[Add], groups: usize) -> Vec<Vec<Add>> {
+    let groups = groups.clamp(1, files.len().max(1));
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(files[*i].size));
+    let mut loads = vec![0i64; groups];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for i in order {
+        let lightest = (0..groups).min_by_key(|g| loads[*g]).unwrap_or(0);
+        loads[lightest] += files[i].size.max(1);
+        members[lightest].push(i);
+    }
+    members
+        .into_iter()
+        .filter(|m| !m.is_empty())
+        .map(|mut m| {
+            m.sort_unstable();
+            m.into_iter().map(|i| files[i].clone()).collect()
+        })
         .collect()
 }
 
@@ -623,5 +751,26 @@ fn dv_ratio(add: &Add) -> f64 {
         1.0
     } else {
         hidden / records
+    }
+}
+
+#[cfg(test)]
+mod curve_bits_tests {
+    use super::curve_bits;
+
+    #[test]
+    fn curve_bits_grow_with_the_files_within_bounds() {
+        // 20 files of 2 columns: 5,120 cells need 13 bits in all, 7 per column: the floor.
+        assert_eq!(curve_bits(2, 20), 12);
+        // One column into 8,000 files: 2,048,000 cells need 21 bits: the ceiling of 16.
+        assert_eq!(curve_bits(1, 8_000), 16);
+        // One column into 100 files: 25,600 cells need 15 bits.
+        assert_eq!(curve_bits(1, 100), 15);
+        // Cells saturate at 2^64: eight columns get 8 bits each, raised to the floor of 12,
+        // and never more than 128 bits in all.
+        assert_eq!(curve_bits(8, usize::MAX), 12);
+        assert!(curve_bits(8, usize::MAX) * 8 <= 128);
+        assert_eq!(curve_bits(2, usize::MAX), 16);
+        assert_eq!(curve_bits(3, 1), 12);
     }
 }
