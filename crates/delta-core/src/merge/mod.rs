@@ -699,7 +699,6 @@ struct Job {
     rewrites: bool,
 }
 
-/// The `ON` pairs of one file: target row offsets within the file's rows, and source rows.
 /// The `ON` pairs of one file (target row positions among its live rows, in order, and their
 /// source rows) and how many live rows pass 1 read from it.
 struct FilePairs {
