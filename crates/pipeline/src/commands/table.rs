@@ -1208,6 +1208,21 @@ pub fn explain(action: &Action, added: &HashSet<&str>, removed: &HashSet<&str>) 
             if let Some(name) = &m.name {
                 text.push_str(&format!(" ({name})"));
             }
+            if let Some(mode) = m
+                .property("delta.columnMapping.mode")
+                .filter(|mode| !mode.eq_ignore_ascii_case("none"))
+            {
+                text.push_str(&format!(
+                    "; column mapping `{mode}`: data files, statistics and partition values name columns by \
+                     their delta.columnMapping.physicalName{}, so a rename or a drop changes only \
+                     this schema",
+                    if mode.eq_ignore_ascii_case("id") {
+                        " and parquet field id (delta.columnMapping.id)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
             text.push_str("; replaces any earlier metaData");
             text
         }
@@ -1391,6 +1406,29 @@ mod tests {
              |    |-- key: string\n \
              |    |-- value: double (valueContainsNull = false)\n"
         );
+    }
+
+    #[test]
+    fn explains_column_mapping_in_metadata() {
+        let none = HashSet::new();
+        let metadata = |mode: Option<&str>| {
+            Action::Metadata(delta_core::action::Metadata {
+                id: "t".to_owned(),
+                schema_string: r#"{"type":"struct","fields":[]}"#.to_owned(),
+                configuration: mode
+                    .map(|m| [("delta.columnMapping.mode".to_owned(), Some(m.to_owned()))].into())
+                    .unwrap_or_default(),
+                ..delta_core::action::Metadata::default()
+            })
+        };
+        let name = explain(&metadata(Some("name")), &none, &none);
+        assert!(name.contains("column mapping `name`"), "{name}");
+        assert!(!name.contains("field id"), "{name}");
+        let id = explain(&metadata(Some("id")), &none, &none);
+        assert!(id.contains("parquet field id"), "{id}");
+        for plain in [metadata(None), metadata(Some("none"))] {
+            assert!(!explain(&plain, &none, &none).contains("column mapping"));
+        }
     }
 
     #[test]
