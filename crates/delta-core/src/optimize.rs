@@ -398,16 +398,66 @@ impl OptimizeBuilder {
         target: u64,
     ) -> Result<(Vec<Add>, u64)> {
         let mut writer = self.writer(snapshot, target, self.memory_budget_bytes / 2)?;
-        let mut stream = snapshot.scan().build_for(&bin.files)?.execute();
         let mut rows = 0u64;
+        // Small files (most of a compaction) are decoded whole on tasks ahead of the writer,
+        // a bounded number of bytes ahead, and written in their order; a large file is
+        // streamed here once the ones before it are written.
+        let mut ahead: std::collections::VecDeque<(
+            u64,
+            tokio::task::JoinHandle<Result<Vec<RecordBatch>>>,
+        )> = std::collections::VecDeque::new();
+        let mut in_flight = 0u64;
+        let mut next = 0usize;
+        let files = &bin.files;
         let outcome: Result<()> = async {
-            while let Some(batch) = stream.try_next().await? {
-                rows += batch.num_rows() as u64;
-                writer.write(&batch).await?;
+            while next < files.len() || !ahead.is_empty() {
+                while next < files.len() && ahead.len() < MAX_FILES_DECODED_AHEAD {
+                    let size = u64::try_from(files[next].size).unwrap_or(0);
+                    if size > WHOLE_FILE_DECODE_BYTES
+                        || (!ahead.is_empty() && in_flight + size > DECODE_AHEAD_BYTES)
+                    {
+                        break;
+                    }
+                    let scan = snapshot
+                        .scan()
+                        .build_for(std::slice::from_ref(&files[next]))?;
+                    ahead.push_back((size, tokio::spawn(async move { scan.collect().await })));
+                    in_flight += size;
+                    next += 1;
+                }
+                if let Some((size, task)) = ahead.pop_front() {
+                    in_flight -= size;
+                    let batches = match task.await {
+                        Ok(result) => result?,
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(e) => {
+                            return Err(Error::invalid(format!(
+                                "an OPTIMIZE read task was cancelled: {e}"
+                            )));
+                        }
+                    };
+                    for batch in batches {
+                        rows += batch.num_rows() as u64;
+                        writer.write(&batch).await?;
+                    }
+                    continue;
+                }
+                let mut stream = snapshot
+                    .scan()
+                    .build_for(std::slice::from_ref(&files[next]))?
+                    .execute();
+                next += 1;
+                while let Some(batch) = stream.try_next().await? {
+                    rows += batch.num_rows() as u64;
+                    writer.write(&batch).await?;
+                }
             }
             Ok(())
         }
         .await;
+        for (_, task) in ahead {
+            task.abort();
+        }
         if let Err(e) = outcome {
             writer.abort().await.ok();
             return Err(e);
@@ -619,6 +669,14 @@ fn curve_bits(dims: usize, files: usize) -> u32 {
         .clamp(MIN_BITS_PER_DIMENSION, MAX_BITS_PER_DIMENSION)
         .min(128 / dims)
 }
+
+/// Compaction decodes input files of at most this many bytes whole, on tasks ahead of the
+/// writer.
+const WHOLE_FILE_DECODE_BYTES: u64 = 8 << 20;
+/// The most input bytes compaction decodes ahead of the writer (one file at least).
+const DECODE_AHEAD_BYTES: u64 = 32 << 20;
+/// The most input files compaction decodes ahead of the writer.
+const MAX_FILES_DECODED_AHEAD: usize = 8;
 
 /// Tasks that read and route the rows of a clustered bin in parallel.
 const MAX_ROUTING_TASKS: usize = 4;
