@@ -732,6 +732,10 @@ const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
 /// or more round trips. Memory: a scan opens up to 8 files ahead, so at most 8 MiB.
 const WHOLE_FILE_READ_BYTES: u64 = 1 << 20;
 
+/// On local disk, data files of at most this many bytes are read whole too: one open and
+/// one read instead of one for the footer and more for the column chunks.
+const LOCAL_WHOLE_FILE_READ_BYTES: u64 = 256 << 10;
+
 /// A parquet file in a store, for the async parquet reader.
 #[derive(Clone, Debug)]
 pub(crate) struct ParquetFile {
@@ -767,7 +771,7 @@ impl Storage {
         let mut file = self.parquet_file(location, size);
         if let Some(size) = file.size
             && size <= WHOLE_FILE_READ_BYTES
-            && self.is_remote()
+            && (self.is_remote() || size <= LOCAL_WHOLE_FILE_READ_BYTES)
         {
             file.bytes = Some(self.read_sized(location, size).await?);
         }
