@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt64Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
 use arrow::compute::take_record_batch;
 use arrow::row::{RowConverter, Rows, SortField};
 use futures::{StreamExt, TryStreamExt};
@@ -496,7 +496,7 @@ impl OptimizeBuilder {
         let mut seen = 0u64;
         let mut stream = key_scan.execute();
         while let Some(batch) = stream.try_next().await? {
-            let keys = row_keys(&converters, &batch)?;
+            let keys = row_keys(&converters, batch.columns())?;
             for row in 0..batch.num_rows() {
                 if seen.is_multiple_of(stride) {
                     sample.push(keys.iter().map(|k| k.row(row).as_ref().to_vec()).collect());
@@ -646,11 +646,14 @@ impl OptimizeBuilder {
     }
 }
 
-/// Order-preserving byte keys of each column of `batch` (NULL first, NaN last).
-fn row_keys(converters: &[RowConverter], batch: &RecordBatch) -> Result<Vec<Rows>> {
+/// Order-preserving byte keys of each of `columns`, one converter each (NULL first, NaN last).
+fn row_keys<'a>(
+    converters: &[RowConverter],
+    columns: impl IntoIterator<Item = &'a ArrayRef>,
+) -> Result<Vec<Rows>> {
     converters
         .iter()
-        .zip(batch.columns())
+        .zip(columns)
         .map(|(converter, column)| Ok(converter.convert_columns(std::slice::from_ref(column))?))
         .collect()
 }
@@ -706,14 +709,10 @@ impl Router {
     /// The rows of `batch` split by output file: `(file, rows)` for each file that gets some.
     fn route(&self, batch: &RecordBatch) -> Result<Vec<(usize, RecordBatch)>> {
         let dims = self.key_positions.len();
-        let keys: Vec<Rows> = self
-            .converters
-            .iter()
-            .zip(&self.key_positions)
-            .map(|(converter, i)| {
-                Ok(converter.convert_columns(std::slice::from_ref(batch.column(*i)))?)
-            })
-            .collect::<Result<_>>()?;
+        let keys = row_keys(
+            &self.converters,
+            self.key_positions.iter().map(|i| batch.column(*i)),
+        )?;
         let mut routes: Vec<Vec<u64>> = vec![Vec::new(); self.splits.len() + 1];
         for row in 0..batch.num_rows() {
             let mut row_keys: [&[u8]; 8] = [&[]; 8];
